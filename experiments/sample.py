@@ -1,0 +1,44 @@
+r"""Writes samples of a trained run to an .npz file.
+
+  python experiments/sample.py --workdir /tmp/toy_ring --num 2500 \
+      --out samples.npz [--seed 0] [--raw]
+
+The file holds `samples`: float32, images NHWC in [-1, 1] or 2-D points, a
+deterministic function of (latest checkpoint, --seed, --num). By default they
+come from the EMA generator; --raw uses the trained weights themselves.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import flags  # noqa: E402
+
+from experiments import launch  # noqa: E402
+
+flags.DEFINE_integer('num', 2500, 'Number of samples.')
+flags.DEFINE_string('out', None, 'Output .npz path.')
+flags.DEFINE_integer('seed', 0, 'Latent seed.')
+flags.DEFINE_bool('raw', False, 'Sample the raw generator instead of its EMA.')
+flags.mark_flags_as_required(['out'])
+
+
+def main(workdir):
+    import numpy as np
+    from gan_jax import loop, sampling
+    FLAGS = flags.FLAGS
+    if FLAGS.num <= 0:
+        launch.fail(f'--num must be positive, got {FLAGS.num}')
+    config, _, G, _, state = loop.load_run(workdir)
+    params = state.g_params if FLAGS.raw else state.ema_params
+    z = sampling.latents(FLAGS.seed, FLAGS.num, config.model.z_dim)
+    samples = sampling.sample(G, params, state.g_state, z)
+    np.savez(FLAGS.out, samples=samples, step=int(state.step), seed=FLAGS.seed,
+             ema=not FLAGS.raw)
+    print(f'wrote {samples.shape[0]} samples of shape {samples.shape[1:]} '
+          f'(step {int(state.step)}, {"raw" if FLAGS.raw else "EMA"} generator) '
+          f'to {FLAGS.out}')
+
+
+if __name__ == '__main__':
+    launch.main(main, needs_config=False)

@@ -1,0 +1,84 @@
+"""Orbax checkpointing of the whole GANState as one item.
+
+The state is stored as its flax state dict (nested dicts of arrays), so the
+EMA, both optimizers, the RNG and the stats always travel together and a
+checkpoint never depends on Python class names.
+"""
+import logging
+import os
+from typing import Optional
+
+import flax.serialization
+import jax
+import orbax.checkpoint as ocp
+
+from gan_jax.state import GANState
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(RuntimeError):
+    """No checkpoint in a workdir could be read."""
+
+
+class Checkpointer:
+    """Keeps the last `max_to_keep` states of a run under `directory`."""
+
+    def __init__(self, directory: str, *, max_to_keep: int = 3):
+        self.directory = os.path.abspath(directory)
+        self.manager = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
+                                                 create=True))
+
+    def latest_step(self) -> Optional[int]:
+        """Step of the newest complete checkpoint, or None."""
+        return self.manager.latest_step()
+
+    def save(self, state: GANState) -> None:
+        """Saves `state` under its own step (asynchronously; the arrays are
+        copied first, so the caller may donate them to the next step)."""
+        step = int(jax.device_get(state.step))
+        if step in self.manager.all_steps():
+            return
+        self.manager.save(step, args=ocp.args.StandardSave(
+            flax.serialization.to_state_dict(state)))
+
+    def restore_or_init(self, state: GANState) -> GANState:
+        """The newest readable checkpoint restored into `state`'s structure
+        and shardings, or `state` itself when there is none.
+
+        A checkpoint that fails to load is reported and skipped in favour of
+        the one before it; nothing is deleted.
+
+        Raises:
+          CheckpointError: checkpoints exist but none could be read.
+        """
+        steps = sorted(self.manager.all_steps(), reverse=True)
+        if not steps:
+            return state
+        target = flax.serialization.to_state_dict(state)
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        failures = []
+        for step in steps:
+            try:
+                restored = self.manager.restore(
+                    step, args=ocp.args.StandardRestore(abstract))
+            except Exception as e:  # Orbax raises many types for bad files.
+                failures.append(f'step {step}: {type(e).__name__}: {e}')
+                log.warning('checkpoint %s/%d is unreadable (%s); trying the '
+                            'previous one', self.directory, step, e)
+                continue
+            return flax.serialization.from_state_dict(state, restored)
+        raise CheckpointError(
+            f'no readable checkpoint in {self.directory}; nothing was deleted. '
+            'Move the directory away to start afresh. Errors: ' + '; '.join(failures))
+
+    def wait(self) -> None:
+        """Blocks until pending saves are on disk."""
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        """Waits for pending saves and releases the manager."""
+        self.manager.wait_until_finished()
+        self.manager.close()

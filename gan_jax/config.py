@@ -1,0 +1,193 @@
+"""The config schema every experiment starts from, and its validation.
+
+An experiment config (experiments/configs/*.py) is `default_config()` with some
+values changed. `validate` rejects unknown keys, wrong types, out-of-range
+values and unknown names with one clear line each, before anything is written.
+"""
+from typing import Any, Dict, List
+
+import ml_collections
+
+from gan_jax import data, losses, models
+
+# Sub-trees whose keys depend on the chosen model or evaluator: their keys are
+# checked by the model constructor / evaluator registry instead of the schema.
+FREE_FORM = ('model.g', 'model.d', 'evals')
+
+# Keys that may differ between the saved config of a workdir and a resumed run,
+# because they do not change what the run computes step by step.
+RESUMABLE_KEYS = ('num_steps', 'log_every', 'checkpoint_every', 'eval_every',
+                  'sample_every', 'keep_checkpoints', 'progress',
+                  'allow_config_change', 'data.data_dir', 'evals')
+
+NAN_POLICIES = ('stop', 'skip')
+LR_SCHEDULES = ('constant', 'linear')
+
+
+class ConfigError(ValueError):
+    """A config value is unknown, of the wrong type or out of range."""
+
+
+def _optimizer(lr: float, b1: float, b2: float) -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(dict(
+        lr=lr, b1=b1, b2=b2,
+        schedule='constant',  # or 'linear': decays to 0 at num_steps
+    ))
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """All keys a run understands, with defaults (the 2-D ring toy GAN)."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.num_steps = 10_000          # generator updates
+    c.batch_size = 100            # global batch, per D update
+    c.log_every = 100             # steps between metrics.jsonl lines
+    c.checkpoint_every = 2_000    # steps between checkpoints (and at the end)
+    c.eval_every = 0              # steps between evaluations; 0 = only at the end
+    c.sample_every = 2_000        # steps between sample figures; 0 = only at the end
+    c.keep_checkpoints = 3
+    c.dataset = 'ring'
+    c.data = ml_collections.ConfigDict(dict(
+        num_train=100_000,        # 2-D mixtures: fixed training set size
+        data_dir='',              # TFDS data directory ('' = TFDS default)
+    ))
+    c.model = ml_collections.ConfigDict(dict(
+        name='mlp',
+        z_dim=2,
+        g=ml_collections.ConfigDict(),  # Generator constructor arguments
+        d=ml_collections.ConfigDict(),  # Discriminator constructor arguments
+    ))
+    c.loss = ml_collections.ConfigDict(dict(name='non_saturating'))
+    c.reg = ml_collections.ConfigDict(dict(
+        gp_weight=0.0,   # WGAN-GP weight λ
+        r1_gamma=0.0,    # R1 γ (the penalty is γ/2 E‖∇D(x)‖²)
+        r2_gamma=0.0,    # R2 γ, on generated samples
+    ))
+    c.n_critic = 1       # D updates per G update, each on a fresh real batch
+    c.opt = ml_collections.ConfigDict(dict(
+        g=_optimizer(1e-4, 0.5, 0.999),
+        d=_optimizer(1e-4, 0.5, 0.999),
+    ))
+    c.ema = ml_collections.ConfigDict(dict(
+        decay=0.999,     # generator EMA decay per step; 0 disables
+        start_step=0,    # before this step the EMA copies the raw weights
+    ))
+    c.evals = ml_collections.ConfigDict()  # evaluator name -> its arguments
+    c.nan_policy = 'stop'   # 'stop': end the run; 'skip': drop the update
+    c.progress = True       # progress bar on stderr
+    c.allow_config_change = False
+    return c
+
+
+def flatten(config: Any, prefix: str = '') -> Dict[str, Any]:
+    """{'a.b': value} for every leaf of a (nested) ConfigDict or dict."""
+    out = {}
+    items = config.items() if hasattr(config, 'items') else []
+    for key, value in items:
+        name = f'{prefix}{key}'
+        if hasattr(value, 'items'):
+            nested = flatten(value, name + '.')
+            out.update(nested if nested else {name: {}})
+        else:
+            out[name] = value
+    return out
+
+
+def _is_free(name: str) -> bool:
+    return any(name == f or name.startswith(f + '.') for f in FREE_FORM)
+
+
+def validate(config: ml_collections.ConfigDict, *, device_count: int = 1) -> None:
+    """Checks every key, type, range and name of `config`.
+
+    Raises:
+      ConfigError: one line naming the key, the bad value and the fix.
+    """
+    schema = flatten(default_config())
+    given = flatten(config)
+    errors: List[str] = []
+    for name, value in given.items():
+        if _is_free(name):
+            continue
+        if name not in schema:
+            errors.append(f'unknown config key {name!r}; check its spelling '
+                          f'against gan_jax/config.py:default_config')
+            continue
+        expected = schema[name]
+        if isinstance(expected, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(expected, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(expected, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif isinstance(expected, str):
+            ok = isinstance(value, str)
+        else:
+            ok = True
+        if not ok:
+            errors.append(f'config key {name!r} must be {type(expected).__name__}, '
+                          f'got {value!r}')
+    if errors:
+        raise ConfigError(errors[0])
+
+    def need(condition: bool, message: str) -> None:
+        if not condition:
+            raise ConfigError(message)
+
+    need(config.batch_size > 0,
+         f'batch_size must be positive, got {config.batch_size}')
+    need(config.batch_size % device_count == 0,
+         f'batch_size {config.batch_size} must be divisible by the device count '
+         f'{device_count}')
+    need(config.num_steps >= 0, f'num_steps must be >= 0, got {config.num_steps}')
+    need(config.n_critic >= 1, f'n_critic must be >= 1, got {config.n_critic}')
+    for key in ('log_every', 'checkpoint_every', 'eval_every', 'sample_every'):
+        need(config[key] >= 0, f'{key} must be >= 0 (0 = only at the end), '
+                               f'got {config[key]}')
+    need(config.log_every > 0, f'log_every must be positive, got {config.log_every}')
+    need(config.keep_checkpoints >= 1,
+         f'keep_checkpoints must be >= 1, got {config.keep_checkpoints}')
+    need(config.model.z_dim >= 1, f'model.z_dim must be >= 1, got {config.model.z_dim}')
+    for net in ('g', 'd'):
+        opt = config.opt[net]
+        need(opt.lr > 0, f'opt.{net}.lr must be > 0, got {opt.lr}')
+        need(0 <= opt.b1 < 1 and 0 <= opt.b2 < 1,
+             f'opt.{net}.b1 and b2 must lie in [0, 1), got {opt.b1}, {opt.b2}')
+        need(opt.schedule in LR_SCHEDULES,
+             f'unknown opt.{net}.schedule {opt.schedule!r}; valid: '
+             f'{", ".join(LR_SCHEDULES)}')
+    need(0 <= config.ema.decay < 1,
+         f'ema.decay must lie in [0, 1), got {config.ema.decay}')
+    for key in ('gp_weight', 'r1_gamma', 'r2_gamma'):
+        need(config.reg[key] >= 0, f'reg.{key} must be >= 0, got {config.reg[key]}')
+    need(config.nan_policy in NAN_POLICIES,
+         f'unknown nan_policy {config.nan_policy!r}; valid: {", ".join(NAN_POLICIES)}')
+    pack = config.model.d.get('pack', 1)
+    need(config.batch_size % pack == 0,
+         f'batch_size {config.batch_size} must be divisible by model.d.pack {pack}')
+    need(config.dataset in data.names(),
+         f'unknown dataset {config.dataset!r}; valid datasets: {", ".join(data.names())}')
+    try:
+        losses.get(config.loss.name)
+        models.get(config.model.name)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def changed_keys(saved: Dict[str, Any], config: ml_collections.ConfigDict) -> List[str]:
+    """Keys whose value differs between a saved config.json and `config`,
+    ignoring those in RESUMABLE_KEYS."""
+    old, new = flatten(saved), flatten(config.to_dict())
+
+    def resumable(name: str) -> bool:
+        return any(name == k or name.startswith(k + '.') for k in RESUMABLE_KEYS)
+
+    names = sorted(set(old) | set(new))
+    return [n for n in names if not resumable(n) and _jsonable(old.get(n)) != _jsonable(new.get(n))]
+
+
+def _jsonable(value: Any) -> Any:
+    """Tuples and lists compare equal after a JSON round trip."""
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    return value

@@ -1,0 +1,84 @@
+"""2-D Gaussian mixtures of PacGAN (Lin et al. 2018) and VEEGAN (Srivastava et
+al. 2017): the ring of 8 modes at (cos 2πi/8, sin 2πi/8), σ = 0.01, and the
+grid of 25 modes at {-4, -2, 0, 2, 4}², σ = 0.05."""
+from typing import Iterator
+
+import numpy as np
+
+RING_STD = 0.01
+GRID_STD = 0.05
+
+
+def ring_centers(num_modes: int = 8, radius: float = 1.0) -> np.ndarray:
+    """[num_modes, 2] float64 centers evenly spaced on a circle.
+
+    The angles are 2πi/num_modes for i < num_modes: all distinct (a
+    linspace(0, 2π, num_modes) would repeat the first mode at 2π).
+    """
+    angles = 2.0 * np.pi * np.arange(num_modes) / num_modes
+    return radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+
+def grid_centers(values=(-4.0, -2.0, 0.0, 2.0, 4.0)) -> np.ndarray:
+    """[len(values)², 2] float64 centers on a square grid."""
+    xs, ys = np.meshgrid(values, values, indexing='ij')
+    return np.stack([xs.ravel(), ys.ravel()], axis=1)
+
+
+MIXTURES = {
+    'ring': (ring_centers, RING_STD),
+    'grid': (grid_centers, GRID_STD),
+}
+
+
+def centers_and_std(name: str):
+    """(centers [K, 2] float64, std) of the mixture `name`."""
+    make_centers, std = MIXTURES[name]
+    return make_centers(), std
+
+
+def sample(rng: np.random.Generator, num: int, centers: np.ndarray,
+           std: float) -> np.ndarray:
+    """num points [num, 2] float32: a uniform mode plus isotropic N(0, std²)."""
+    modes = rng.integers(0, len(centers), size=num)
+    points = centers[modes] + std * rng.standard_normal((num, 2))
+    return points.astype(np.float32)
+
+
+def batches(name: str, *, seed: int, batch_shape, num_train: int,
+            start_batch: int = 0) -> Iterator[np.ndarray]:
+    """Endless batches of mixture points, deterministic in (seed, position).
+
+    With num_train > 0 a fixed training set of num_train points is drawn once
+    and read in a fresh permutation each epoch (PacGAN's protocol); with 0,
+    every batch is a fresh draw.
+
+    Args:
+      name: 'ring' or 'grid'.
+      seed: data seed.
+      batch_shape: leading shape of one batch, e.g. (n_critic, B).
+      num_train: size of the fixed training set, or 0.
+      start_batch: index of the first batch to yield (to resume a run).
+    Yields:
+      float32 [*batch_shape, 2].
+    """
+    centers, std = centers_and_std(name)
+    size = int(np.prod(batch_shape))
+    if num_train <= 0:
+        index = start_batch
+        while True:
+            rng = np.random.default_rng([seed, 3, index])
+            yield sample(rng, size, centers, std).reshape(*batch_shape, 2)
+            index += 1
+    points = sample(np.random.default_rng([seed, 1]), num_train, centers, std)
+    position = start_batch * size
+    while True:
+        pieces, need = [], size
+        while need:
+            epoch, offset = divmod(position, num_train)
+            order = np.random.default_rng([seed, 2, epoch]).permutation(num_train)
+            take = order[offset:offset + need]
+            pieces.append(points[take])
+            position += len(take)
+            need -= len(take)
+        yield np.concatenate(pieces).reshape(*batch_shape, 2)

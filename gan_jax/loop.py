@@ -1,0 +1,239 @@
+"""The driver: `run(config, workdir)` trains a GAN with everything that has side
+effects (files, logging, checkpoints, evaluation, clocks). The update itself is
+`gan_jax.train`; nothing in the library imports this module."""
+import json
+import logging
+import os
+import time
+from typing import Any, Dict, Optional, Tuple
+
+import jax
+import ml_collections
+import numpy as np
+
+from gan_jax import checkpoint, config as config_lib, data, metrics, models
+from gan_jax import parallel, sampling, state as state_lib, train
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = 'config.json'
+METRICS_FILE = 'metrics.jsonl'
+EVAL_FILE = 'eval.jsonl'
+
+
+class NonFiniteError(FloatingPointError):
+    """A guarded training metric became NaN or infinite."""
+
+
+def _check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
+    """Refuses a workdir whose saved config differs in keys that change the
+    run, and probes that the workdir is writable. Writes nothing else."""
+    path = os.path.join(workdir, CONFIG_FILE)
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = json.load(f)
+        changed = config_lib.changed_keys(saved, config)
+        if changed and not config.allow_config_change:
+            raise config_lib.ConfigError(
+                f'{workdir} holds a run whose config differs in '
+                f'{", ".join(changed)}; use a new --workdir, or pass '
+                '--config.allow_config_change=True to resume anyway')
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = os.path.join(workdir, '.write_probe')
+        with open(probe, 'w') as f:
+            f.write('ok')
+        os.remove(probe)
+    except OSError as e:
+        raise OSError(f'workdir {workdir} is not writable: {e}') from None
+
+
+def build(config: ml_collections.ConfigDict):
+    """(info, G, D, spec, initial state) for a config; the state is not restored."""
+    info = data.get_info(config)
+    try:
+        G, D = models.build(config, info.shape, info.num_classes)
+    except ValueError as e:
+        raise config_lib.ConfigError(str(e)) from None
+    spec = train.make_spec(config, G, D)
+    init_state = state_lib.create_state(
+        jax.random.PRNGKey(config.seed), G, D, spec.g_tx, spec.d_tx,
+        z_dim=config.model.z_dim, data_shape=info.shape)
+    return info, G, D, spec, init_state
+
+
+def load_run(workdir: str) -> Tuple[ml_collections.ConfigDict, Any, Any, Any,
+                                    state_lib.GANState]:
+    """(config, info, G, D, state) of the latest checkpoint in a workdir.
+
+    Raises:
+      FileNotFoundError: the workdir has no config.json or no checkpoint.
+    """
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f'{path} not found: is {workdir} a training workdir?')
+    with open(path) as f:
+        config = ml_collections.ConfigDict(json.load(f))
+    info, G, D, _, init_state = build(config)
+    ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
+    if ckpt.latest_step() is None:
+        raise FileNotFoundError(f'no checkpoint in {workdir}/checkpoints')
+    state = ckpt.restore_or_init(init_state)
+    ckpt.close()
+    return config, info, G, D, state
+
+
+def _describe_nonfinite(stats: Dict[str, Any]) -> str:
+    mask = int(stats['first_nonfinite_mask'])
+    names = [n for i, n in enumerate(state_lib.GUARDED_METRICS) if mask >> i & 1]
+    return (f'non-finite {", ".join(names) or "metric"} at step '
+            f'{int(stats["first_nonfinite_step"])}')
+
+
+def _scalars(tree: Dict[str, Any]) -> Dict[str, float]:
+    return {k: float(v) for k, v in tree.items()}
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> state_lib.GANState:
+    """Trains `config` in `workdir`, resuming from its latest checkpoint.
+
+    Writes config.json, metrics.jsonl, eval.jsonl, TensorBoard events,
+    samples/ and checkpoints/ under workdir, and nothing elsewhere.
+
+    Returns:
+      the final GANState.
+    Raises:
+      ConfigError: bad config or incompatible workdir (nothing written).
+      NonFiniteError: a guarded metric became NaN/inf with nan_policy='stop'
+        (the last good checkpoint is kept).
+    """
+    # ------------------------------------------------------------------ #
+    # Validate, before anything is written.                               #
+    # ------------------------------------------------------------------ #
+    mesh = parallel.make_mesh()
+    config_lib.validate(config, device_count=mesh.size)
+    info, G, D, spec, init_state = build(config)
+    try:
+        evaluators = metrics.from_config(config.evals, info)
+    except ValueError as e:
+        raise config_lib.ConfigError(str(e)) from None
+    _check_workdir(config, workdir)
+    with open(os.path.join(workdir, CONFIG_FILE), 'w') as f:
+        f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+    log.info('devices: %d (%s), processes: %d, per-device batch: %d',
+             mesh.size, jax.devices()[0].platform, jax.process_count(),
+             config.batch_size // mesh.size)
+
+    # ------------------------------------------------------------------ #
+    # State: fresh, or restored from the latest checkpoint.               #
+    # ------------------------------------------------------------------ #
+    state_sharding = parallel.replicated(mesh)
+    ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
+                                   max_to_keep=config.keep_checkpoints)
+    state = jax.device_put(ckpt.restore_or_init(init_state), state_sharding)
+    start_step = int(state.step)
+    if start_step:
+        log.info('resumed from step %d', start_step)
+
+    # ------------------------------------------------------------------ #
+    # Data and the compiled update.                                       #
+    # ------------------------------------------------------------------ #
+    batches = data.make_train_iter(config, start_step=start_step,
+                                   sharding=parallel.batch_sharding(mesh))
+    step_fn = train.make_train_step(spec, state_sharding=state_sharding,
+                                    batch_sharding=parallel.batch_sharding(mesh))
+
+    # ------------------------------------------------------------------ #
+    # Writers.                                                            #
+    # ------------------------------------------------------------------ #
+    is_main = jax.process_index() == 0
+    os.makedirs(os.path.join(workdir, 'samples'), exist_ok=True)
+    tb = None
+    if is_main:
+        from tensorboardX import SummaryWriter
+        tb = SummaryWriter(os.path.join(workdir, 'tensorboard'))
+    fixed_z = sampling.latents(config.seed + 1, 2500 if info.kind == 'points' else 64,
+                               config.model.z_dim)
+
+    def write_jsonl(name: str, record: Dict[str, Any]) -> None:
+        if is_main:
+            with open(os.path.join(workdir, name), 'a') as f:
+                f.write(json.dumps(record) + '\n')
+
+    def sample_fn_for(state_now):
+        def sample_fn(num: int, seed: int) -> np.ndarray:
+            z = sampling.latents(seed, num, config.model.z_dim)
+            return sampling.sample(G, state_now.ema_params, state_now.g_state, z)
+        return sample_fn
+
+    def evaluate(state_now, step: int) -> None:
+        if not evaluators:
+            return
+        record = {'step': step}
+        for name, evaluator in evaluators.items():
+            for key, value in evaluator.run(sample_fn_for(state_now)):
+                record[f'eval/{name}/{key}'] = value
+        write_jsonl(EVAL_FILE, record)
+        if tb is not None:
+            for key, value in record.items():
+                if key != 'step':
+                    tb.add_scalar(key, value, step)
+        log.info('eval at step %d: %s', step, record)
+
+    def save_samples(state_now, step: int) -> None:
+        if not is_main:
+            return
+        points = sampling.sample(G, state_now.ema_params, state_now.g_state, fixed_z)
+        path = os.path.join(workdir, 'samples', f'step_{step:07d}.png')
+        sampling.save_scatter(points, path, centers=info.extras.get('centers'),
+                              title=f'{config.dataset}, EMA generator, step {step}')
+
+    def guard(state_now) -> None:
+        """Raises NonFiniteError under nan_policy='stop' (syncs with the device)."""
+        stats = jax.device_get(state_now.stats)
+        if config.nan_policy == 'stop' and int(stats['first_nonfinite_step']) >= 0:
+            last = ckpt.latest_step()
+            raise NonFiniteError(
+                f'{_describe_nonfinite(stats)}; training stopped and the last good '
+                f'checkpoint (step {last}) is kept. Lower the learning rates, add '
+                'a penalty, or set --config.nan_policy=skip')
+
+    def due(every: int, step: int) -> bool:
+        return step == config.num_steps or (every > 0 and step % every == 0)
+
+    # ------------------------------------------------------------------ #
+    # Loop.                                                               #
+    # ------------------------------------------------------------------ #
+    from tqdm import tqdm
+    bar = tqdm(total=config.num_steps, initial=start_step, unit='step',
+               disable=not (config.progress and is_main), dynamic_ncols=True)
+    window_start, window_steps = time.perf_counter(), 0
+    try:
+        for step in range(start_step + 1, config.num_steps + 1):
+            state, step_metrics = step_fn(state, next(batches))
+            window_steps += 1
+            bar.update(1)
+            if due(config.log_every, step):
+                values = _scalars(jax.device_get(step_metrics))
+                now = time.perf_counter()
+                values['perf/steps_per_sec'] = window_steps / (now - window_start)
+                window_start, window_steps = now, 0
+                write_jsonl(METRICS_FILE, {'step': step, **values})
+                if tb is not None:
+                    for key, value in values.items():
+                        tb.add_scalar(key, value, step)
+                bar.set_postfix({k: f'{values[k]:.3g}' for k in ('loss/d', 'loss/g')})
+                guard(state)
+            if due(config.checkpoint_every, step):
+                guard(state)
+                ckpt.save(state)
+            if due(config.sample_every, step):
+                save_samples(state, step)
+            if due(config.eval_every, step):
+                evaluate(state, step)
+    finally:
+        bar.close()
+        ckpt.close()
+        if tb is not None:
+            tb.close()
+    return state

@@ -1,0 +1,279 @@
+"""The update rule: every line that takes a gradient of a network's parameters.
+
+One training step (`train_step`) runs, in this order:
+  1. `n_critic` discriminator updates (`d_step`), each on a fresh real batch
+     and fresh latents, with the generator fixed;
+  2. one generator update (`g_step`) against the updated discriminator;
+  3. the EMA of the generator's parameters.
+Randomness comes from `fold_in(state.rng, state.step)`, so a run is a
+deterministic function of its config and seed.
+
+Batches: {'x': [n_critic, B, *data_shape] float32, optionally
+'label': [n_critic, B] int32}. Images are in [-1, 1], 2-D points unscaled.
+"""
+import dataclasses
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from gan_jax import losses, regularizers
+from gan_jax.state import GUARDED_METRICS, GANState
+from gan_jax.types import Batch, Metrics, PRNGKey, PyTree
+
+
+@dataclasses.dataclass(frozen=True)
+class UpdateSpec:
+    """The static parts of an update: networks, optimizers and weights.
+
+    Hashable, so it can be closed over by `jax.jit` without retracing.
+    """
+    G: nn.Module
+    D: nn.Module
+    g_tx: optax.GradientTransformation
+    d_tx: optax.GradientTransformation
+    loss: losses.Loss
+    z_dim: int
+    n_critic: int = 1
+    gp_weight: float = 0.0
+    r1_gamma: float = 0.0
+    r2_gamma: float = 0.0
+    ema_decay: float = 0.999
+    ema_start_step: int = 0
+    skip_nonfinite: bool = False
+
+
+def make_optimizer(opt: ml_collections.ConfigDict, num_steps: int
+                   ) -> optax.GradientTransformation:
+    """Adam with a constant or linearly decaying (to 0 at num_steps) rate."""
+    if opt.schedule == 'linear':
+        lr = optax.linear_schedule(opt.lr, 0.0, max(1, num_steps))
+    else:
+        lr = opt.lr
+    return optax.adam(lr, b1=opt.b1, b2=opt.b2)
+
+
+def make_spec(config: ml_collections.ConfigDict, G: nn.Module, D: nn.Module
+              ) -> UpdateSpec:
+    """Builds the UpdateSpec of a (validated) config."""
+    return UpdateSpec(
+        G=G, D=D,
+        g_tx=make_optimizer(config.opt.g, config.num_steps),
+        # The D schedule counts D updates, n_critic per step.
+        d_tx=make_optimizer(config.opt.d, config.num_steps * config.n_critic),
+        loss=losses.get(config.loss.name),
+        z_dim=config.model.z_dim,
+        n_critic=config.n_critic,
+        gp_weight=float(config.reg.gp_weight),
+        r1_gamma=float(config.reg.r1_gamma),
+        r2_gamma=float(config.reg.r2_gamma),
+        ema_decay=float(config.ema.decay),
+        ema_start_step=config.ema.start_step,
+        skip_nonfinite=config.nan_policy == 'skip',
+    )
+
+
+def sample_latents(rng: PRNGKey, batch_size: int, z_dim: int) -> jax.Array:
+    """Standard normal latents [batch_size, z_dim]."""
+    return jax.random.normal(rng, (batch_size, z_dim), jnp.float32)
+
+
+def _apply(module: nn.Module, params: PyTree, state: Dict[str, PyTree],
+           inputs: jax.Array, labels: Optional[jax.Array], *, train: bool
+           ) -> Tuple[jax.Array, Dict[str, PyTree]]:
+    """Runs a network; in training mode also returns its updated state
+    (batch statistics), otherwise the state unchanged."""
+    variables = {'params': params, **state}
+    if not train:
+        return module.apply(variables, inputs, labels, train=False), state
+    out, new_state = module.apply(variables, inputs, labels, train=True,
+                                  mutable=list(state))
+    return out, dict(new_state)
+
+
+def d_loss_fn(d_params: PyTree, d_state: Dict[str, PyTree], real: jax.Array,
+              fake: jax.Array, labels: Optional[jax.Array], rng: PRNGKey, *,
+              spec: UpdateSpec) -> Tuple[jax.Array, Dict[str, Any]]:
+    """Discriminator loss plus penalties.
+
+    Real and fake samples go through D in one call, so D's batch statistics
+    (if any) are those of the mixed batch.
+
+    Args:
+      real, fake: [B, *data_shape] samples; fake is a constant here.
+      labels: [B] int32 or None (used for both halves).
+    Returns:
+      (total loss, {'d_state': updated D state, 'metrics': scalars}).
+    """
+    both_labels = None if labels is None else jnp.concatenate([labels, labels])
+    logits, new_d_state = _apply(spec.D, d_params, d_state,
+                                 jnp.concatenate([real, fake]), both_labels,
+                                 train=True)
+    real_logits, fake_logits = jnp.split(logits, 2)
+    adv = spec.loss.d_loss(real_logits=real_logits, fake_logits=fake_logits)
+    metrics = {'loss/d_adv': adv, 'scores/real': jnp.mean(real_logits),
+               'scores/fake': jnp.mean(fake_logits)}
+
+    def d_fn(x):  # D as a function of its input, for the penalties.
+        return _apply(spec.D, d_params, d_state, x, labels, train=True)[0]
+
+    total = adv
+    if spec.gp_weight > 0:
+        metrics['reg/gp'] = regularizers.gradient_penalty(d_fn, real, fake, rng)
+        total = total + spec.gp_weight * metrics['reg/gp']
+    if spec.r1_gamma > 0:
+        metrics['reg/r1'] = regularizers.r1_penalty(d_fn, real)
+        total = total + 0.5 * spec.r1_gamma * metrics['reg/r1']
+    if spec.r2_gamma > 0:
+        metrics['reg/r2'] = regularizers.r2_penalty(d_fn, fake)
+        total = total + 0.5 * spec.r2_gamma * metrics['reg/r2']
+    metrics['loss/d'] = total
+    return total, {'d_state': new_d_state, 'metrics': metrics}
+
+
+def g_loss_fn(g_params: PyTree, g_state: Dict[str, PyTree], d_params: PyTree,
+              d_state: Dict[str, PyTree], z: jax.Array,
+              labels: Optional[jax.Array], *, spec: UpdateSpec
+              ) -> Tuple[jax.Array, Dict[str, Any]]:
+    """Generator loss against a fixed discriminator.
+
+    D runs in training mode, but its state updates are dropped: only D steps
+    move D's statistics.
+
+    Returns:
+      (loss, {'g_state': updated G state, 'metrics': scalars}).
+    """
+    fake, new_g_state = _apply(spec.G, g_params, g_state, z, labels, train=True)
+    fake_logits, _ = _apply(spec.D, d_params, d_state, fake, labels, train=True)
+    loss = spec.loss.g_loss(fake_logits=fake_logits)
+    return loss, {'g_state': new_g_state, 'metrics': {'loss/g': loss}}
+
+
+def d_step(state: GANState, real: jax.Array, labels: Optional[jax.Array],
+           rng: PRNGKey, *, spec: UpdateSpec) -> Tuple[GANState, Metrics]:
+    """One discriminator update on real [B, ...] with fresh fakes.
+
+    The fakes come from G in training mode; G's batch-statistics updates are
+    dropped so that only G steps move them.
+    """
+    z_rng, reg_rng = jax.random.split(rng)
+    z = sample_latents(z_rng, real.shape[0], spec.z_dim)
+    fake, _ = _apply(spec.G, state.g_params, state.g_state, z, labels, train=True)
+    fake = jax.lax.stop_gradient(fake)
+    grad_fn = jax.value_and_grad(d_loss_fn, has_aux=True)
+    (_, aux), grads = grad_fn(state.d_params, state.d_state, real, fake, labels,
+                              reg_rng, spec=spec)
+    updates, d_opt_state = spec.d_tx.update(grads, state.d_opt_state,
+                                            state.d_params)
+    metrics = dict(aux['metrics'], **{'grad_norm/d': optax.global_norm(grads)})
+    return state.replace(d_params=optax.apply_updates(state.d_params, updates),
+                         d_opt_state=d_opt_state,
+                         d_state=aux['d_state']), metrics
+
+
+def g_step(state: GANState, labels: Optional[jax.Array], rng: PRNGKey, *,
+           spec: UpdateSpec, batch_size: int) -> Tuple[GANState, Metrics]:
+    """One generator update on fresh latents [batch_size, z_dim]."""
+    z = sample_latents(rng, batch_size, spec.z_dim)
+    grad_fn = jax.value_and_grad(g_loss_fn, has_aux=True)
+    (_, aux), grads = grad_fn(state.g_params, state.g_state, state.d_params,
+                              state.d_state, z, labels, spec=spec)
+    updates, g_opt_state = spec.g_tx.update(grads, state.g_opt_state,
+                                            state.g_params)
+    metrics = dict(aux['metrics'], **{'grad_norm/g': optax.global_norm(grads)})
+    return state.replace(g_params=optax.apply_updates(state.g_params, updates),
+                         g_opt_state=g_opt_state,
+                         g_state=aux['g_state']), metrics
+
+
+def ema_update(ema_params: PyTree, params: PyTree, beta: jax.Array) -> PyTree:
+    """beta * ema + (1 - beta) * params, leaf by leaf."""
+    return jax.tree.map(lambda e, p: beta * e + (1.0 - beta) * p, ema_params, params)
+
+
+def _nonfinite_mask(metrics: Metrics) -> jax.Array:
+    """int32 bitmask: bit i set when GUARDED_METRICS[i] is not finite."""
+    bits = [jnp.logical_not(jnp.isfinite(metrics[name])).astype(jnp.int32) << i
+            for i, name in enumerate(GUARDED_METRICS)]
+    return sum(bits)
+
+
+def train_step(state: GANState, batch: Batch, *, spec: UpdateSpec
+               ) -> Tuple[GANState, Metrics]:
+    """n_critic D updates, one G update, then the EMA (see the module doc).
+
+    Args:
+      state: the current GANState.
+      batch: {'x': [n_critic, B, ...], optionally 'label': [n_critic, B]}.
+    Returns:
+      (the new state, scalar metrics; D metrics are means over the D updates).
+    """
+    rng = jax.random.fold_in(state.rng, state.step)
+    d_rng, g_rng = jax.random.split(rng)
+    reals = batch['x']
+    labels = batch.get('label')
+    batch_size = reals.shape[1]
+
+    def one_d_step(carry, inputs):
+        real, label, key = inputs
+        return d_step(carry, real, label, key, spec=spec)
+
+    d_keys = jax.random.split(d_rng, spec.n_critic)
+    new_state, d_metrics = jax.lax.scan(one_d_step, state, (reals, labels, d_keys))
+    d_metrics = jax.tree.map(jnp.mean, d_metrics)
+    # Conditional generators draw their labels from the last real batch.
+    g_labels = None if labels is None else labels[-1]
+    new_state, g_metrics = g_step(new_state, g_labels, g_rng, spec=spec,
+                                  batch_size=batch_size)
+
+    beta = jnp.where(state.step < spec.ema_start_step, 0.0, spec.ema_decay)
+    new_state = new_state.replace(
+        ema_params=ema_update(state.ema_params, new_state.g_params, beta),
+        step=state.step + 1)
+    metrics = {**d_metrics, **g_metrics, 'ema/beta': beta}
+
+    mask = _nonfinite_mask(metrics)
+    bad = mask > 0
+    if spec.skip_nonfinite:
+        # Keep the old networks but move on: the next step draws new data and
+        # noise, so a rare overflow does not repeat forever.
+        new_state = jax.tree.map(lambda old, new: jnp.where(bad, old, new),
+                                 state.replace(step=state.step + 1), new_state)
+    first = state.stats['first_nonfinite_step']
+    record = jnp.logical_and(bad, first < 0)
+    stats = {
+        'nonfinite_steps': state.stats['nonfinite_steps'] + bad.astype(jnp.int32),
+        'first_nonfinite_step': jnp.where(record, state.step + 1, first),
+        'first_nonfinite_mask': jnp.where(record, mask,
+                                          state.stats['first_nonfinite_mask']),
+    }
+    metrics['nonfinite_steps'] = stats['nonfinite_steps']
+    return new_state.replace(stats=stats), metrics
+
+
+def make_train_step(spec: UpdateSpec, *, state_sharding=None,
+                    batch_sharding=None) -> Callable[[GANState, Batch],
+                                                     Tuple[GANState, Metrics]]:
+    """Compiles `train_step` for `spec`.
+
+    The state argument is donated: XLA reuses its buffers for the new state, so
+    the caller must not touch the old state after the call.
+
+    Args:
+      spec: static parts of the update.
+      state_sharding, batch_sharding: jax.sharding.Sharding (or pytree
+        prefixes) for the state and the batch; None lets jit decide.
+    Returns:
+      step_fn(state, batch) -> (state, metrics).
+    """
+    def step_fn(state, batch):
+        return train_step(state, batch, spec=spec)
+
+    kwargs = {}
+    if state_sharding is not None:
+        kwargs['in_shardings'] = (state_sharding, batch_sharding)
+        kwargs['out_shardings'] = (state_sharding, None)
+    return jax.jit(step_fn, donate_argnums=0, **kwargs)
