@@ -31,7 +31,10 @@ class ConfigError(ValueError):
 def _optimizer(lr: float, b1: float, b2: float) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(dict(
         lr=lr, b1=b1, b2=b2,
-        schedule='constant',  # or 'linear': decays to 0 at num_steps
+        schedule='constant',  # or 'linear': decays to 0 over decay_steps
+        # Generator updates over which a 'linear' schedule decays. Kept apart
+        # from num_steps so that extending a run does not change its past.
+        decay_steps=0,
     ))
 
 
@@ -156,6 +159,9 @@ def validate(config: ml_collections.ConfigDict, *, device_count: int = 1) -> Non
         need(opt.schedule in LR_SCHEDULES,
              f'unknown opt.{net}.schedule {opt.schedule!r}; valid: '
              f'{", ".join(LR_SCHEDULES)}')
+        need(opt.schedule != 'linear' or opt.decay_steps > 0,
+             f'opt.{net}.schedule=linear needs opt.{net}.decay_steps > 0, '
+             f'got {opt.decay_steps}')
     need(0 <= config.ema.decay < 1,
          f'ema.decay must lie in [0, 1), got {config.ema.decay}')
     for key in ('gp_weight', 'r1_gamma', 'r2_gamma'):

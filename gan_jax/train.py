@@ -46,11 +46,12 @@ class UpdateSpec:
     skip_nonfinite: bool = False
 
 
-def make_optimizer(opt: ml_collections.ConfigDict, num_steps: int
+def make_optimizer(opt: ml_collections.ConfigDict, updates_per_step: int = 1
                    ) -> optax.GradientTransformation:
-    """Adam with a constant or linearly decaying (to 0 at num_steps) rate."""
+    """Adam with a constant rate, or one that decays linearly to 0 over
+    opt.decay_steps steps (of updates_per_step updates each)."""
     if opt.schedule == 'linear':
-        lr = optax.linear_schedule(opt.lr, 0.0, max(1, num_steps))
+        lr = optax.linear_schedule(opt.lr, 0.0, opt.decay_steps * updates_per_step)
     else:
         lr = opt.lr
     return optax.adam(lr, b1=opt.b1, b2=opt.b2)
@@ -61,9 +62,9 @@ def make_spec(config: ml_collections.ConfigDict, G: nn.Module, D: nn.Module
     """Builds the UpdateSpec of a (validated) config."""
     return UpdateSpec(
         G=G, D=D,
-        g_tx=make_optimizer(config.opt.g, config.num_steps),
+        g_tx=make_optimizer(config.opt.g),
         # The D schedule counts D updates, n_critic per step.
-        d_tx=make_optimizer(config.opt.d, config.num_steps * config.n_critic),
+        d_tx=make_optimizer(config.opt.d, config.n_critic),
         loss=losses.get(config.loss.name),
         z_dim=config.model.z_dim,
         n_critic=config.n_critic,
@@ -168,7 +169,7 @@ def d_step(state: GANState, real: jax.Array, labels: Optional[jax.Array],
                               reg_rng, spec=spec)
     updates, d_opt_state = spec.d_tx.update(grads, state.d_opt_state,
                                             state.d_params)
-    metrics = dict(aux['metrics'], **{'grad_norm/d': optax.global_norm(grads)})
+    metrics = dict(aux['metrics'], **{'grad_norm/d': optax.tree.norm(grads)})
     return state.replace(d_params=optax.apply_updates(state.d_params, updates),
                          d_opt_state=d_opt_state,
                          d_state=aux['d_state']), metrics
@@ -183,7 +184,7 @@ def g_step(state: GANState, labels: Optional[jax.Array], rng: PRNGKey, *,
                               state.d_state, z, labels, spec=spec)
     updates, g_opt_state = spec.g_tx.update(grads, state.g_opt_state,
                                             state.g_params)
-    metrics = dict(aux['metrics'], **{'grad_norm/g': optax.global_norm(grads)})
+    metrics = dict(aux['metrics'], **{'grad_norm/g': optax.tree.norm(grads)})
     return state.replace(g_params=optax.apply_updates(state.g_params, updates),
                          g_opt_state=g_opt_state,
                          g_state=aux['g_state']), metrics

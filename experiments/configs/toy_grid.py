@@ -33,6 +33,7 @@ def get_config(arg=None):
         config.opt[net].lr = 1e-4
         config.opt[net].b1 = 0.8
         config.opt[net].schedule = 'linear'
+        config.opt[net].decay_steps = config.num_steps
     config.ema.decay = 0.999
     config.evals.modes = dict(num_samples=2500)
     if options['smoke']:

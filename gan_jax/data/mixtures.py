@@ -72,11 +72,14 @@ def batches(name: str, *, seed: int, batch_shape, num_train: int,
             index += 1
     points = sample(np.random.default_rng([seed, 1]), num_train, centers, std)
     position = start_batch * size
+    order_epoch, order = -1, None
     while True:
         pieces, need = [], size
         while need:
             epoch, offset = divmod(position, num_train)
-            order = np.random.default_rng([seed, 2, epoch]).permutation(num_train)
+            if epoch != order_epoch:
+                order_epoch = epoch
+                order = np.random.default_rng([seed, 2, epoch]).permutation(num_train)
             take = order[offset:offset + need]
             pieces.append(points[take])
             position += len(take)

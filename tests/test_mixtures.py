@@ -1,0 +1,69 @@
+"""2-D mixtures and their mode metrics."""
+import numpy as np
+
+from gan_jax.data import mixtures
+from gan_jax.metrics.modes import mode_metrics
+
+
+def test_ring_has_eight_distinct_modes_on_the_unit_circle():
+    centers = mixtures.ring_centers()
+    assert centers.shape == (8, 2)
+    np.testing.assert_allclose(np.linalg.norm(centers, axis=1), 1.0)
+    gaps = np.linalg.norm(centers[:, None] - centers[None], axis=-1)
+    np.fill_diagonal(gaps, np.inf)
+    # Neighbours sit 2 sin(π/8) apart: no mode repeated.
+    np.testing.assert_allclose(gaps.min(), 2 * np.sin(np.pi / 8))
+    np.testing.assert_allclose(centers[2], [0.0, 1.0], atol=1e-12)
+
+
+def test_grid_has_25_modes_two_apart():
+    centers = mixtures.grid_centers()
+    assert centers.shape == (25, 2)
+    assert sorted(set(centers[:, 0])) == [-4, -2, 0, 2, 4]
+    assert len({tuple(c) for c in centers}) == 25
+
+
+def test_samples_have_the_stated_spread():
+    centers, std = mixtures.centers_and_std('ring')
+    points = mixtures.sample(np.random.default_rng(0), 20000, centers, std)
+    nearest = np.argmin(np.linalg.norm(points[:, None] - centers[None], axis=-1), 1)
+    residual = points - centers[nearest]
+    np.testing.assert_allclose(residual.std(axis=0), std, rtol=0.03)
+    counts = np.bincount(nearest, minlength=8)
+    assert counts.min() > 2200  # uniform over modes: 2500 each
+    metrics = mode_metrics(points[:2500], centers, std)
+    assert metrics['modes'] == 8
+    assert metrics['high_quality'] > 0.98  # P(‖N(0, σ²I₂)‖ ≤ 3σ) = 98.9%
+
+
+def test_batches_are_deterministic_and_resume_at_any_position():
+    kwargs = dict(seed=3, batch_shape=(2, 50), num_train=1000)
+    a = mixtures.batches('ring', **kwargs)
+    first = [next(a) for _ in range(30)]  # 3 epochs of 1000 points
+    assert first[0].shape == (2, 50, 2)
+    b = mixtures.batches('ring', start_batch=17, **kwargs)
+    for k in range(17, 30):
+        np.testing.assert_array_equal(next(b), first[k])
+    # Each epoch is a permutation of the same fixed 1000 points.
+    epoch0 = np.concatenate([x.reshape(-1, 2) for x in first[:10]])
+    epoch1 = np.concatenate([x.reshape(-1, 2) for x in first[10:20]])
+    assert not np.array_equal(epoch0, epoch1)
+    np.testing.assert_array_equal(np.sort(epoch0, axis=0), np.sort(epoch1, axis=0))
+    other = next(mixtures.batches('ring', seed=4, batch_shape=(2, 50), num_train=1000))
+    assert not np.array_equal(other, first[0])
+
+
+def test_mode_metrics_closed_form():
+    centers = mixtures.ring_centers()
+    std = 0.01
+    # 3 samples on mode 0, 1 on mode 1, 1 far away (not high quality).
+    samples = np.array([centers[0], centers[0] + 0.02, centers[0], centers[1],
+                        [0.0, 0.0]])
+    m = mode_metrics(samples, centers, std)
+    assert m['modes'] == 2
+    np.testing.assert_allclose(m['high_quality'], 4 / 5)
+    p = np.array([3 / 4, 1 / 4])
+    np.testing.assert_allclose(m['reverse_kl'], np.sum(p * np.log(p * 8)))
+    all_modes = mode_metrics(np.repeat(centers, 3, axis=0), centers, std)
+    assert all_modes['modes'] == 8 and all_modes['reverse_kl'] == 0.0
+    assert np.isnan(mode_metrics(np.array([[0.0, 0.0]]), centers, std)['reverse_kl'])

@@ -1,0 +1,58 @@
+"""Gradient penalties against hand-computed values."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_jax import regularizers
+
+KEY = jax.random.PRNGKey(0)
+REAL = jax.random.normal(jax.random.PRNGKey(1), (16, 3))
+FAKE = jax.random.normal(jax.random.PRNGKey(2), (16, 3)) + 2.0
+
+
+def linear_d(w):
+    return lambda x: x.reshape(x.shape[0], -1) @ w
+
+
+def test_gradient_penalty_zero_for_unit_gradient():
+    w = jnp.array([0.6, 0.0, 0.8])  # ‖w‖ = 1
+    np.testing.assert_allclose(
+        regularizers.gradient_penalty(linear_d(w), REAL, FAKE, KEY), 0.0, atol=1e-6)
+    # ‖x‖ has a unit-norm gradient everywhere away from 0.
+    norm_d = lambda x: jnp.linalg.norm(x, axis=-1)  # noqa: E731
+    np.testing.assert_allclose(
+        regularizers.gradient_penalty(norm_d, REAL, FAKE, KEY), 0.0, atol=1e-5)
+
+
+def test_gradient_penalty_linear_discriminator():
+    w = jnp.array([1.0, 2.0, 2.0])  # ‖w‖ = 3: penalty (3 - 1)² = 4
+    np.testing.assert_allclose(
+        regularizers.gradient_penalty(linear_d(w), REAL, FAKE, KEY), 4.0, rtol=1e-5)
+
+
+def test_gradient_penalty_quadratic_discriminator_matches_hand_computation():
+    # D(x) = ½‖x‖², ∇D(x̂) = x̂: penalty = mean((‖x̂‖ - 1)²) at the same x̂.
+    d = lambda x: 0.5 * jnp.sum(x ** 2, axis=-1)  # noqa: E731
+    eps = jax.random.uniform(KEY, (16, 1))
+    mixed = eps * REAL + (1 - eps) * FAKE
+    expected = np.mean((np.linalg.norm(mixed, axis=-1) - 1.0) ** 2)
+    np.testing.assert_allclose(regularizers.gradient_penalty(d, REAL, FAKE, KEY),
+                               expected, rtol=1e-5)
+
+
+def test_r1_zero_for_constant_discriminator():
+    const = lambda x: jnp.zeros(x.shape[0]) + 3.0  # noqa: E731
+    assert float(regularizers.r1_penalty(const, REAL)) == 0.0
+    assert float(regularizers.r2_penalty(const, FAKE)) == 0.0
+
+
+def test_r1_linear_discriminator_is_squared_weight_norm():
+    w = jnp.array([1.0, 2.0, 2.0])
+    np.testing.assert_allclose(regularizers.r1_penalty(linear_d(w), REAL), 9.0,
+                               rtol=1e-6)
+    # Per-sample gradients on images: D(x) = sum(x²) has ‖∇‖² = 4‖x‖².
+    images = jax.random.normal(KEY, (4, 5, 5, 3))
+    d = lambda x: jnp.sum(x ** 2, axis=(1, 2, 3))  # noqa: E731
+    np.testing.assert_allclose(
+        regularizers.r1_penalty(d, images),
+        np.mean(4 * np.sum(np.asarray(images) ** 2, axis=(1, 2, 3))), rtol=1e-5)

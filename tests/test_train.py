@@ -1,0 +1,138 @@
+"""The update step: structure, isolation of the two players, EMA, penalties,
+determinism and the non-finite guard."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_jax import loop, train
+from gan_jax.config import default_config
+
+
+def small_config(**overrides):
+    config = default_config()
+    config.batch_size = 16
+    config.num_steps = 10
+    config.model.g.hidden = (32, 32)
+    config.model.d.hidden = (32,)
+    config.model.d.maxout_pieces = 3
+    for key, value in overrides.items():
+        target = config
+        *path, last = key.split('.')
+        for p in path:
+            target = target[p]
+        target[last] = value
+    return config
+
+
+def setup(config):
+    info, G, D, spec, state = loop.build(config)
+    x = jax.random.normal(jax.random.PRNGKey(7), (config.n_critic, config.batch_size, 2))
+    return spec, state, {'x': x}
+
+
+def tree_equal(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def copy(tree):
+    return jax.tree.map(np.asarray, tree)
+
+
+def test_train_step_keeps_structure_and_dtypes_and_finite_metrics():
+    spec, state, batch = setup(small_config())
+    before = copy(state)
+    new_state, metrics = train.make_train_step(spec)(state, batch)
+    assert jax.tree.structure(new_state) == jax.tree.structure(before)
+    for old, new in zip(jax.tree.leaves(before), jax.tree.leaves(new_state)):
+        assert old.shape == new.shape and old.dtype == new.dtype
+    for name in ('loss/d', 'loss/g', 'scores/real', 'scores/fake', 'grad_norm/d',
+                 'grad_norm/g'):
+        assert np.isfinite(metrics[name]), name
+    assert int(new_state.step) == 1
+    assert not tree_equal(new_state.g_params, before.g_params)
+    assert not tree_equal(new_state.d_params, before.d_params)
+
+
+def test_d_step_leaves_generator_and_g_step_leaves_discriminator_untouched():
+    spec, state, batch = setup(small_config())
+    before = copy(state)
+    after_d, _ = jax.jit(lambda s: train.d_step(s, batch['x'][0], None,
+                                                jax.random.PRNGKey(1), spec=spec))(state)
+    assert tree_equal(after_d.g_params, before.g_params)
+    assert tree_equal(after_d.g_state, before.g_state)  # G's BN stats too
+    assert not tree_equal(after_d.d_params, before.d_params)
+    after_g, _ = jax.jit(lambda s: train.g_step(s, None, jax.random.PRNGKey(2),
+                                                spec=spec, batch_size=16))(state)
+    assert tree_equal(after_g.d_params, before.d_params)
+    assert tree_equal(after_g.d_state, before.d_state)
+    assert not tree_equal(after_g.g_params, before.g_params)
+    assert not tree_equal(after_g.g_state, before.g_state)  # BN stats moved
+
+
+def test_ema_follows_its_formula_and_start_step():
+    spec, state, batch = setup(small_config(**{'ema.decay': 0.9}))
+    init = copy(state.g_params)
+    new_state, metrics = train.make_train_step(spec)(state, batch)
+    expected = jax.tree.map(lambda e, p: 0.9 * e + 0.1 * p, init, new_state.g_params)
+    for a, b in zip(jax.tree.leaves(new_state.ema_params), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    spec, state, batch = setup(small_config(**{'ema.decay': 0.9, 'ema.start_step': 5}))
+    new_state, metrics = train.make_train_step(spec)(state, batch)
+    assert float(metrics['ema/beta']) == 0.0
+    assert tree_equal(new_state.ema_params, new_state.g_params)
+
+
+def test_penalties_enter_the_discriminator_loss_with_their_weights():
+    spec, state, batch = setup(small_config(**{'reg.r1_gamma': 10.0, 'reg.gp_weight': 2.0}))
+    _, metrics = train.make_train_step(spec)(state, batch)
+    assert float(metrics['reg/r1']) > 0 and float(metrics['reg/gp']) > 0
+    np.testing.assert_allclose(
+        metrics['loss/d'],
+        metrics['loss/d_adv'] + 5.0 * metrics['reg/r1'] + 2.0 * metrics['reg/gp'],
+        rtol=1e-5)
+    spec, state, batch = setup(small_config())
+    _, metrics = train.make_train_step(spec)(state, batch)
+    assert 'reg/r1' not in metrics and metrics['loss/d'] == metrics['loss/d_adv']
+
+
+def test_n_critic_updates_d_several_times_per_step():
+    spec, state, batch = setup(small_config(n_critic=3))
+    new_state, _ = train.make_train_step(spec)(state, batch)
+    d_count = jax.tree.leaves(new_state.d_opt_state)[0]
+    g_count = jax.tree.leaves(new_state.g_opt_state)[0]
+    assert int(d_count) == 3 and int(g_count) == 1
+
+
+def test_same_seed_gives_bit_identical_parameters():
+    def run():
+        spec, state, batch = setup(small_config())
+        step = train.make_train_step(spec)
+        for _ in range(3):
+            state, _ = step(state, batch)
+        return copy(state)
+    a, b = run(), run()
+    assert tree_equal(a, b)
+    spec, state, batch = setup(small_config(seed=1))
+    state, _ = train.make_train_step(spec)(state, batch)
+    assert not tree_equal(a.g_params, copy(state.g_params))
+
+
+@pytest.mark.parametrize('policy', ['stop', 'skip'])
+def test_nonfinite_update_is_recorded_and_skipped_on_request(policy):
+    spec, state, batch = setup(small_config(nan_policy=policy))
+    before = copy(state)
+    bad = {'x': batch['x'].at[0, 0, 0].set(jnp.nan)}
+    new_state, metrics = train.make_train_step(spec)(state, bad)
+    assert int(new_state.step) == 1
+    assert int(new_state.stats['nonfinite_steps']) == 1
+    assert int(new_state.stats['first_nonfinite_step']) == 1
+    assert int(new_state.stats['first_nonfinite_mask']) & 1  # loss/d
+    if policy == 'skip':
+        assert tree_equal(new_state.d_params, before.d_params)
+        assert tree_equal(new_state.g_params, before.g_params)
+        good, _ = train.make_train_step(spec)(new_state, batch)
+        assert int(good.stats['nonfinite_steps']) == 1  # recovered
+        assert np.all(np.isfinite(jax.tree.leaves(copy(good.d_params))[0]))
+    else:
+        assert not np.all(np.isfinite(jax.tree.leaves(copy(new_state.d_params))[0]))
