@@ -24,12 +24,12 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
 
 
 def _run_guarded(fn):
-    from gan_jax import checkpoint, config as config_lib, loop
+    from gan_jax import checkpoint, config as config_lib, data, loop
     try:
         return fn()
     except config_lib.ConfigError as e:
         fail(str(e))
-    except checkpoint.CheckpointError as e:
+    except (checkpoint.CheckpointError, data.DataError) as e:
         fail(str(e))
     except loop.NonFiniteError as e:
         fail(str(e), EXIT_NONFINITE)

@@ -18,7 +18,8 @@ FREE_FORM = ('model.g', 'model.d', 'evals')
 # because they do not change what the run computes step by step.
 RESUMABLE_KEYS = ('num_steps', 'log_every', 'checkpoint_every', 'eval_every',
                   'sample_every', 'keep_checkpoints', 'progress',
-                  'allow_config_change', 'data.data_dir', 'evals')
+                  'allow_config_change', 'data.data_dir', 'data.download',
+                  'data.prefetch', 'evals')
 
 NAN_POLICIES = ('stop', 'skip')
 LR_SCHEDULES = ('constant', 'linear')
@@ -51,8 +52,16 @@ def default_config() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 3
     c.dataset = 'ring'
     c.data = ml_collections.ConfigDict(dict(
-        num_train=100_000,        # 2-D mixtures: fixed training set size
+        num_train=100_000,        # 2-D mixtures: fixed training set size (0 = fresh draws)
         data_dir='',              # TFDS data directory ('' = TFDS default)
+        split='train',            # TFDS split to train on
+        image_size=0,             # output size; 0 = the dataset's default
+        crop=140,                 # celeb_a: center crop (pixels) before resizing
+        random_flip=False,        # horizontal flips of training images
+        labels=False,             # also yield integer labels ('label')
+        download=True,            # let TFDS download when the host is reachable
+        stacked_source='digits',  # stacked_mnist: 'digits' (offline) or 'mnist'
+        prefetch=2,               # batches prepared ahead on a background thread
     ))
     c.model = ml_collections.ConfigDict(dict(
         name='mlp',
@@ -80,6 +89,23 @@ def default_config() -> ml_collections.ConfigDict:
     c.progress = True       # progress bar on stderr
     c.allow_config_change = False
     return c
+
+
+def from_json_dict(saved: Dict[str, Any]) -> ml_collections.ConfigDict:
+    """A saved config.json as a ConfigDict on top of default_config(), so
+    that keys added to the schema after the run was saved get their defaults."""
+    config = default_config()
+
+    def merge(target, values):
+        for key, value in values.items():
+            if isinstance(value, dict) and key in target and hasattr(target[key], 'items'):
+                merge(target[key], value)
+            else:
+                target[key] = value
+
+    with config.unlocked():
+        merge(config, saved)
+    return config
 
 
 def flatten(config: Any, prefix: str = '') -> Dict[str, Any]:
@@ -171,6 +197,12 @@ def validate(config: ml_collections.ConfigDict, *, device_count: int = 1) -> Non
     pack = config.model.d.get('pack', 1)
     need(config.batch_size % pack == 0,
          f'batch_size {config.batch_size} must be divisible by model.d.pack {pack}')
+    need(config.data.image_size >= 0,
+         f'data.image_size must be >= 0 (0 = default), got {config.data.image_size}')
+    need(config.data.stacked_source in ('digits', 'mnist'),
+         f"data.stacked_source must be 'digits' or 'mnist', got "
+         f'{config.data.stacked_source!r}')
+    need(config.data.prefetch >= 0, f'data.prefetch must be >= 0, got {config.data.prefetch}')
     need(config.dataset in data.names(),
          f'unknown dataset {config.dataset!r}; valid datasets: {", ".join(data.names())}')
     try:

@@ -73,7 +73,7 @@ def load_run(workdir: str) -> Tuple[ml_collections.ConfigDict, Any, Any, Any,
     if not os.path.exists(path):
         raise FileNotFoundError(f'{path} not found: is {workdir} a training workdir?')
     with open(path) as f:
-        config = ml_collections.ConfigDict(json.load(f))
+        config = config_lib.from_json_dict(json.load(f))
     info, G, D, _, init_state = build(config)
     ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
     if ckpt.latest_step() is None:
@@ -117,6 +117,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> state_lib.GANState:
         evaluators = metrics.from_config(config.evals, info)
     except ValueError as e:
         raise config_lib.ConfigError(str(e)) from None
+    # Loads (and caches) the training split: a missing dataset fails here.
+    next(data.host_batches(config))
     _check_workdir(config, workdir)
     with open(os.path.join(workdir, CONFIG_FILE), 'w') as f:
         f.write(config.to_json_best_effort(indent=2, sort_keys=True))
@@ -183,10 +185,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> state_lib.GANState:
     def save_samples(state_now, step: int) -> None:
         if not is_main:
             return
-        points = sampling.sample(G, state_now.ema_params, state_now.g_state, fixed_z)
+        samples = sampling.sample(G, state_now.ema_params, state_now.g_state, fixed_z)
         path = os.path.join(workdir, 'samples', f'step_{step:07d}.png')
-        sampling.save_scatter(points, path, centers=info.extras.get('centers'),
-                              title=f'{config.dataset}, EMA generator, step {step}')
+        if info.kind == 'images':
+            sampling.save_image_grid(samples, path)
+        else:
+            sampling.save_scatter(samples, path, centers=info.extras.get('centers'),
+                                  title=f'{config.dataset}, EMA generator, step {step}')
 
     def guard(state_now) -> None:
         """Raises NonFiniteError under nan_policy='stop' (syncs with the device)."""

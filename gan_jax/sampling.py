@@ -58,3 +58,43 @@ def save_scatter(points: np.ndarray, path: str, *, centers: Optional[np.ndarray]
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def image_grid(images: np.ndarray, *, columns: int = 8, padding: int = 2
+               ) -> np.ndarray:
+    """Tiles images [N, H, W, C] in [-1, 1] into one uint8 [rows*(H+p)+p,
+    columns*(W+p)+p, C] image (C = 1 or 3), with `padding` pixels of white."""
+    images = np.asarray(images, np.float32)
+    n, h, w, c = images.shape
+    rows = -(-n // columns)
+    grid = np.full((rows * (h + padding) + padding, columns * (w + padding) + padding, c),
+                   255, np.uint8)
+    pixels = np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    for i in range(n):
+        r, col = divmod(i, columns)
+        top, left = padding + r * (h + padding), padding + col * (w + padding)
+        grid[top:top + h, left:left + w] = pixels[i]
+    return grid
+
+
+def save_image_grid(images: np.ndarray, path: str, *, columns: int = 8) -> None:
+    """Writes images [N, H, W, C] in [-1, 1] as one PNG grid."""
+    from PIL import Image
+    grid = image_grid(images, columns=columns)
+    Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(path)
+
+
+def interpolate_latents(z0: jax.Array, z1: jax.Array, num: int, *,
+                        spherical: bool = True) -> jax.Array:
+    """num latents [num, z_dim] from z0 to z1 (both [z_dim]), endpoints
+    included; spherical (slerp) by default, as suits Gaussian latents."""
+    t = jnp.linspace(0.0, 1.0, num)[:, None]
+    if not spherical:
+        return (1.0 - t) * z0 + t * z1
+    cos = jnp.dot(z0, z1) / (jnp.linalg.norm(z0) * jnp.linalg.norm(z1))
+    omega = jnp.arccos(jnp.clip(cos, -1.0, 1.0))
+    so = jnp.sin(omega)
+    # Nearly parallel endpoints: slerp degenerates to lerp.
+    safe = jnp.where(so < 1e-6, 1.0, so)
+    slerp = (jnp.sin((1.0 - t) * omega) * z0 + jnp.sin(t * omega) * z1) / safe
+    return jnp.where(so < 1e-6, (1.0 - t) * z0 + t * z1, slerp)

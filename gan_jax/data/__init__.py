@@ -1,9 +1,12 @@
 """Data: every dataset yields batches {'x': [n_critic, B, *shape] float32} (and
-'label' [n_critic, B] int32 when asked for), placed on the mesh. Images come in
-[-1, 1] NHWC; 2-D points unscaled. A batch stream is a deterministic function
-of (config, start step), which is how a resumed run continues the same order.
+'label' [n_critic, B] int32 when config.data.labels), as global arrays on the
+mesh. Images come in [-1, 1] NHWC; 2-D points unscaled. A batch stream is a
+deterministic function of (config, start step), which is how a resumed run
+continues the same example order.
 """
 import dataclasses
+import queue
+import threading
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 import jax
@@ -11,13 +14,14 @@ import ml_collections
 import numpy as np
 
 from gan_jax.data import mixtures
+from gan_jax.data.images import IMAGE_DATASETS, DataError  # noqa: F401
 
 POINT_DATASETS = tuple(mixtures.MIXTURES)
 
 
 def names():
     """Sorted list of the known dataset names."""
-    return sorted(POINT_DATASETS)
+    return sorted(POINT_DATASETS + IMAGE_DATASETS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,7 +30,8 @@ class DataInfo:
 
     Attributes:
       shape: shape of one sample, e.g. (2,) or (32, 32, 3).
-      num_classes: number of labels, 0 for unlabelled data.
+      num_classes: number of label values when labels are used, else 0
+        (celeb_a: 40 binary attributes).
       kind: 'points' or 'images'.
       extras: dataset-specific facts, e.g. mixture 'centers' and 'std'.
     """
@@ -37,39 +42,107 @@ class DataInfo:
 
 
 def get_info(config: ml_collections.ConfigDict) -> DataInfo:
-    """DataInfo for config.dataset.
+    """DataInfo for config.dataset (reads no data).
 
     Raises:
       ValueError: for an unknown dataset name, listing the valid ones.
     """
+    from gan_jax.data import images
     name = config.dataset
     if name in POINT_DATASETS:
         centers, std = mixtures.centers_and_std(name)
         return DataInfo(shape=(2,), kind='points',
                         extras={'centers': centers, 'std': std})
+    if name in IMAGE_DATASETS:
+        return DataInfo(shape=images.output_shape(config.data, name),
+                        num_classes=images.NUM_CLASSES[name] if config.data.labels else 0,
+                        kind='images')
     raise ValueError(f'unknown dataset {name!r}; valid datasets: {", ".join(names())}')
+
+
+def host_batches(config: ml_collections.ConfigDict, *, start_step: int = 0,
+                 process_index: int = 0, process_count: int = 1
+                 ) -> Iterator[Dict[str, np.ndarray]]:
+    """This process's numpy slices of the global batches, from `start_step`.
+
+    Yields:
+      {'x': float32 [n_critic, batch_size / process_count, *shape], ...}.
+    """
+    get_info(config)  # validates the name
+    if config.dataset in POINT_DATASETS:
+        local = config.batch_size // process_count
+        lo = process_index * local
+        stream = mixtures.batches(config.dataset, seed=config.seed,
+                                  batch_shape=(config.n_critic, config.batch_size),
+                                  num_train=config.data.num_train,
+                                  start_batch=start_step)
+        return ({'x': x[:, lo:lo + local]} for x in stream)
+    from gan_jax.data import images
+    return images.batches(config, start_batch=start_step,
+                          process_index=process_index, process_count=process_count)
+
+
+def _prefetch(iterator: Iterator[Any], size: int) -> Iterator[Any]:
+    """Runs `iterator` on a daemon thread, `size` items ahead."""
+    if size <= 0:
+        yield from iterator
+        return
+    items: queue.Queue = queue.Queue(maxsize=size)
+    sentinel = object()
+
+    def work():
+        try:
+            for item in iterator:
+                items.put(item)
+        except BaseException as e:  # surfaced in the consumer
+            items.put(e)
+        items.put(sentinel)
+
+    threading.Thread(target=work, daemon=True).start()
+    while True:
+        item = items.get()
+        if item is sentinel:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 
 
 def make_train_iter(config: ml_collections.ConfigDict, *, start_step: int = 0,
                     sharding: Optional[jax.sharding.Sharding] = None
                     ) -> Iterator[Dict[str, jax.Array]]:
-    """Endless training batches for config.dataset, starting at `start_step`.
+    """Endless global training batches for config.dataset from `start_step`.
+
+    Each process reads only its slice; the slices are assembled into global
+    arrays split over the batch axis (axis 1) of `sharding`. Batches are made
+    and transferred `config.data.prefetch` steps ahead on a background thread.
 
     Args:
-      config: a validated run config (dataset, data, seed, batch_size, n_critic).
-      start_step: number of train steps already taken; the stream continues
-        exactly where an uninterrupted run would be.
-      sharding: where to put the batches ('x' is split over the batch axis, the
-        second one); None keeps them on the default device.
+      config: a validated run config.
+      start_step: train steps already taken; the stream continues exactly where
+        an uninterrupted run would be.
+      sharding: placement of the batch arrays; None keeps numpy arrays.
     Yields:
-      {'x': float32 [n_critic, batch_size, *shape]}.
+      {'x': float32 [n_critic, batch_size, *shape]} (+ 'label').
+    Raises:
+      DataError: the dataset is missing and cannot be downloaded.
     """
-    get_info(config)  # validates the name
-    batch_shape = (config.n_critic, config.batch_size)
-    stream = mixtures.batches(config.dataset, seed=config.seed,
-                              batch_shape=batch_shape,
-                              num_train=config.data.num_train,
-                              start_batch=start_step)
-    for x in stream:
-        batch = {'x': x}
-        yield jax.device_put(batch, sharding) if sharding is not None else batch
+    stream = host_batches(config, start_step=start_step,
+                          process_index=jax.process_index(),
+                          process_count=jax.process_count())
+    # Fail here, not on the background thread, when the data is missing.
+    first = next(stream)
+
+    def chained():
+        yield first
+        yield from stream
+
+    def place(batch):
+        if sharding is None:
+            return batch
+        if jax.process_count() == 1:
+            return jax.device_put(batch, sharding)
+        return jax.tree.map(
+            lambda a: jax.make_array_from_process_local_data(sharding, a), batch)
+
+    return _prefetch((place(b) for b in chained()), config.data.prefetch)
