@@ -218,13 +218,16 @@ def train_step(state: GANState, batch: Batch, *, spec: UpdateSpec
     labels = batch.get('label')
     batch_size = reals.shape[1]
 
-    def one_d_step(carry, inputs):
-        real, label, key = inputs
-        return d_step(carry, real, label, key, spec=spec)
-
+    # A Python loop, not lax.scan: inside an XLA while loop (even a fully
+    # unrolled scan keeps one) XLA:CPU runs these convolutions about 2x slower
+    # (measured on DCGAN-28); n_critic is small, so compile time stays low.
     d_keys = jax.random.split(d_rng, spec.n_critic)
-    new_state, d_metrics = jax.lax.scan(one_d_step, state, (reals, labels, d_keys))
-    d_metrics = jax.tree.map(jnp.mean, d_metrics)
+    new_state, per_update = state, []
+    for i in range(spec.n_critic):
+        label = None if labels is None else labels[i]
+        new_state, m = d_step(new_state, reals[i], label, d_keys[i], spec=spec)
+        per_update.append(m)
+    d_metrics = jax.tree.map(lambda *v: jnp.mean(jnp.stack(v)), *per_update)
     # Conditional generators draw their labels from the last real batch.
     g_labels = None if labels is None else labels[-1]
     new_state, g_metrics = g_step(new_state, g_labels, g_rng, spec=spec,

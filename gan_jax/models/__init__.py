@@ -13,6 +13,7 @@ import flax.linen as nn
 # models.
 _FAMILIES = {
     'mlp': 'gan_jax.models.mlp',
+    'dcgan': 'gan_jax.models.dcgan',
 }
 
 
