@@ -32,8 +32,10 @@ def main(workdir):
     config, _, G, _, state = loop.load_run(workdir)
     params = state.g_params if FLAGS.raw else state.ema_params
     z = sampling.latents(FLAGS.seed, FLAGS.num, config.model.z_dim)
-    samples = sampling.sample(G, params, state.g_state, z)
-    np.savez(FLAGS.out, samples=samples, step=int(state.step), seed=FLAGS.seed,
+    labels = sampling.class_labels(G, FLAGS.num)  # None if unconditional
+    samples = sampling.sample(G, params, state.g_state, z, labels)
+    extra = {} if labels is None else {'labels': np.asarray(labels)}
+    np.savez(FLAGS.out, samples=samples, **extra, step=int(state.step), seed=FLAGS.seed,
              ema=not FLAGS.raw)
     print(f'wrote {samples.shape[0]} samples of shape {samples.shape[1:]} '
           f'(step {int(state.step)}, {"raw" if FLAGS.raw else "EMA"} generator) '

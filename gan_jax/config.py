@@ -75,6 +75,9 @@ def default_config() -> ml_collections.ConfigDict:
         r1_gamma=0.0,    # R1 γ (the penalty is γ/2 E‖∇D(x)‖²)
         r2_gamma=0.0,    # R2 γ, on generated samples
     ))
+    c.augment = ml_collections.ConfigDict(dict(
+        policy='',       # DiffAugment, e.g. 'color,translation,cutout'; '' = off
+    ))
     c.n_critic = 1       # D updates per G update, each on a fresh real batch
     c.opt = ml_collections.ConfigDict(dict(
         g=_optimizer(1e-4, 0.5, 0.999),
@@ -206,6 +209,8 @@ def validate(config: ml_collections.ConfigDict, *, device_count: int = 1) -> Non
     need(config.dataset in data.names(),
          f'unknown dataset {config.dataset!r}; valid datasets: {", ".join(data.names())}')
     try:
+        from gan_jax import augment
+        augment.parse_policy(config.augment.policy)
         losses.get(config.loss.name)
         models.get(config.model.name)
     except ValueError as e:

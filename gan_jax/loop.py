@@ -51,14 +51,17 @@ def _check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
 def build(config: ml_collections.ConfigDict):
     """(info, G, D, spec, initial state) for a config; the state is not restored."""
     info = data.get_info(config)
+    # Class-conditional models take one integer label per sample.
+    num_classes = info.num_classes if info.label_shape == () else 0
     try:
-        G, D = models.build(config, info.shape, info.num_classes)
+        G, D = models.build(config, info.shape, num_classes)
     except ValueError as e:
         raise config_lib.ConfigError(str(e)) from None
     spec = train.make_spec(config, G, D)
     init_state = state_lib.create_state(
         jax.random.PRNGKey(config.seed), G, D, spec.g_tx, spec.d_tx,
-        z_dim=config.model.z_dim, data_shape=info.shape)
+        z_dim=config.model.z_dim, data_shape=info.shape,
+        labels=jax.numpy.zeros((1,), jax.numpy.int32) if num_classes else None)
     return info, G, D, spec, init_state
 
 
@@ -165,7 +168,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> state_lib.GANState:
     def sample_fn_for(state_now):
         def sample_fn(num: int, seed: int) -> np.ndarray:
             z = sampling.latents(seed, num, config.model.z_dim)
-            return sampling.sample(G, state_now.ema_params, state_now.g_state, z)
+            return sampling.sample(G, state_now.ema_params, state_now.g_state, z,
+                                   sampling.class_labels(G, num))
         return sample_fn
 
     def evaluate(state_now, step: int) -> None:
@@ -185,7 +189,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> state_lib.GANState:
     def save_samples(state_now, step: int) -> None:
         if not is_main:
             return
-        samples = sampling.sample(G, state_now.ema_params, state_now.g_state, fixed_z)
+        samples = sampling.sample(G, state_now.ema_params, state_now.g_state, fixed_z,
+                                  sampling.class_labels(G, fixed_z.shape[0]))
         path = os.path.join(workdir, 'samples', f'step_{step:07d}.png')
         if info.kind == 'images':
             sampling.save_image_grid(samples, path)

@@ -14,6 +14,14 @@ def latents(seed: int, num: int, z_dim: int) -> jax.Array:
     return jax.random.normal(jax.random.PRNGKey(seed), (num, z_dim), jnp.float32)
 
 
+def class_labels(G: nn.Module, num: int) -> Optional[jax.Array]:
+    """Labels 0, 1, ..., K-1, 0, ... [num] int32 for a conditional generator
+    (one with num_classes = K > 0), else None: each row of an 8-wide grid of a
+    10-class model cycles through the classes."""
+    k = getattr(G, 'num_classes', 0)
+    return jnp.arange(num, dtype=jnp.int32) % k if k else None
+
+
 def sample(G: nn.Module, params: PyTree, g_state: Dict[str, PyTree],
            z: jax.Array, labels: Optional[jax.Array] = None, *,
            batch_size: int = 1000) -> np.ndarray:

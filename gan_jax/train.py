@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from gan_jax import losses, regularizers
+from gan_jax import augment, losses, regularizers
 from gan_jax.state import GUARDED_METRICS, GANState
 from gan_jax.types import Batch, Metrics, PRNGKey, PyTree
 
@@ -44,6 +44,7 @@ class UpdateSpec:
     ema_decay: float = 0.999
     ema_start_step: int = 0
     skip_nonfinite: bool = False
+    augment_policy: str = ''
 
 
 def make_optimizer(opt: ml_collections.ConfigDict, updates_per_step: int = 1
@@ -74,6 +75,7 @@ def make_spec(config: ml_collections.ConfigDict, G: nn.Module, D: nn.Module
         ema_decay=float(config.ema.decay),
         ema_start_step=config.ema.start_step,
         skip_nonfinite=config.nan_policy == 'skip',
+        augment_policy=config.augment.policy,
     )
 
 
@@ -101,7 +103,8 @@ def d_loss_fn(d_params: PyTree, d_state: Dict[str, PyTree], real: jax.Array,
     """Discriminator loss plus penalties.
 
     Real and fake samples go through D in one call, so D's batch statistics
-    (if any) are those of the mixed batch.
+    (if any) are those of the mixed batch. With DiffAugment on, both are
+    augmented first, and the penalties see the augmented samples.
 
     Args:
       real, fake: [B, *data_shape] samples; fake is a constant here.
@@ -109,6 +112,11 @@ def d_loss_fn(d_params: PyTree, d_state: Dict[str, PyTree], real: jax.Array,
     Returns:
       (total loss, {'d_state': updated D state, 'metrics': scalars}).
     """
+    if spec.augment_policy:
+        aug_rng, rng = jax.random.split(rng)
+        both = augment.diff_augment(aug_rng, jnp.concatenate([real, fake]),
+                                    spec.augment_policy)
+        real, fake = jnp.split(both, 2)
     both_labels = None if labels is None else jnp.concatenate([labels, labels])
     logits, new_d_state = _apply(spec.D, d_params, d_state,
                                  jnp.concatenate([real, fake]), both_labels,
@@ -137,7 +145,7 @@ def d_loss_fn(d_params: PyTree, d_state: Dict[str, PyTree], real: jax.Array,
 
 def g_loss_fn(g_params: PyTree, g_state: Dict[str, PyTree], d_params: PyTree,
               d_state: Dict[str, PyTree], z: jax.Array,
-              labels: Optional[jax.Array], *, spec: UpdateSpec
+              labels: Optional[jax.Array], rng: PRNGKey, *, spec: UpdateSpec
               ) -> Tuple[jax.Array, Dict[str, Any]]:
     """Generator loss against a fixed discriminator.
 
@@ -148,6 +156,8 @@ def g_loss_fn(g_params: PyTree, g_state: Dict[str, PyTree], d_params: PyTree,
       (loss, {'g_state': updated G state, 'metrics': scalars}).
     """
     fake, new_g_state = _apply(spec.G, g_params, g_state, z, labels, train=True)
+    if spec.augment_policy:  # differentiable: G's gradient flows through it
+        fake = augment.diff_augment(rng, fake, spec.augment_policy)
     fake_logits, _ = _apply(spec.D, d_params, d_state, fake, labels, train=True)
     loss = spec.loss.g_loss(fake_logits=fake_logits)
     return loss, {'g_state': new_g_state, 'metrics': {'loss/g': loss}}
@@ -178,10 +188,11 @@ def d_step(state: GANState, real: jax.Array, labels: Optional[jax.Array],
 def g_step(state: GANState, labels: Optional[jax.Array], rng: PRNGKey, *,
            spec: UpdateSpec, batch_size: int) -> Tuple[GANState, Metrics]:
     """One generator update on fresh latents [batch_size, z_dim]."""
-    z = sample_latents(rng, batch_size, spec.z_dim)
+    z_rng, aug_rng = jax.random.split(rng)
+    z = sample_latents(z_rng, batch_size, spec.z_dim)
     grad_fn = jax.value_and_grad(g_loss_fn, has_aux=True)
     (_, aux), grads = grad_fn(state.g_params, state.g_state, state.d_params,
-                              state.d_state, z, labels, spec=spec)
+                              state.d_state, z, labels, aug_rng, spec=spec)
     updates, g_opt_state = spec.g_tx.update(grads, state.g_opt_state,
                                             state.g_params)
     metrics = dict(aux['metrics'], **{'grad_norm/g': optax.tree.norm(grads)})

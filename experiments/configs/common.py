@@ -16,7 +16,8 @@ def parse_arg(arg):
 
 
 def apply_smoke(config):
-    """A few steps of everything: for tests and quick local runs."""
+    """A few steps of everything, on narrow networks: for tests and quick
+    local runs."""
     config.num_steps = 6
     config.log_every = 2
     config.checkpoint_every = 3
@@ -25,4 +26,40 @@ def apply_smoke(config):
     for evaluator in config.evals.values():
         if 'num_samples' in evaluator:
             evaluator.num_samples = 200
+    config.batch_size = min(config.batch_size, 8)
+    for net in ('g', 'd'):
+        part = config.model[net]
+        if 'base_channels' in part:
+            part.base_channels = 8
+        if 'channels' in part:
+            part.channels = tuple(8 for _ in part.channels)
+    return config
+
+
+def resnet_cifar10(config, *, conditional=False):
+    """SNGAN's CIFAR-10 ResNet (G 256 channels, D 128, z 128), hinge loss,
+    Adam 2e-4 (0, 0.9), n_critic 5, batch 64, linear decay (Miyato et al. 2018)."""
+    config.dataset = 'cifar10'
+    config.data.random_flip = False
+    config.data.labels = conditional
+    config.num_steps = 50_000
+    config.batch_size = 64
+    config.log_every = 100
+    config.checkpoint_every = 5_000
+    config.sample_every = 2_500
+    config.model.name = 'resnet'
+    config.model.z_dim = 128
+    config.model.g.channels = (256, 256, 256)
+    config.model.d.channels = (128, 128, 128, 128)
+    config.model.d.spectral = True
+    config.loss.name = 'hinge'
+    config.n_critic = 5
+    for net in ('g', 'd'):
+        config.opt[net].lr = 2e-4
+        config.opt[net].b1 = 0.0
+        config.opt[net].b2 = 0.9
+        config.opt[net].schedule = 'linear'
+        config.opt[net].decay_steps = config.num_steps
+    config.ema.decay = 0.9999
+    config.ema.start_step = 1_000
     return config

@@ -15,11 +15,11 @@ def get_config(arg=None):
     options = common.parse_arg(arg)
     config = common.default_config()
     config.dataset = 'digits'
-    config.num_steps = 1_500
+    config.num_steps = 4_000
     config.batch_size = 64
     config.log_every = 100
-    config.checkpoint_every = 500
-    config.sample_every = 250
+    config.checkpoint_every = 1_000
+    config.sample_every = 500
     config.eval_every = 0
     config.model.name = 'dcgan'
     config.model.z_dim = 100
@@ -28,8 +28,8 @@ def get_config(arg=None):
     for net in ('g', 'd'):
         config.opt[net].lr = 2e-4
         config.opt[net].b1 = 0.5
-    config.ema.decay = 0.99
-    config.ema.start_step = 300
+    config.ema.decay = 0.995
+    config.ema.start_step = 500
     if options['smoke']:
         common.apply_smoke(config)
         config.batch_size = 8

@@ -33,11 +33,14 @@ class DataInfo:
       num_classes: number of label values when labels are used, else 0
         (celeb_a: 40 binary attributes).
       kind: 'points' or 'images'.
+      label_shape: shape of one label: () for class indices, (40,) for the
+        CelebA attributes (which class-conditional models cannot take).
       extras: dataset-specific facts, e.g. mixture 'centers' and 'std'.
     """
     shape: Tuple[int, ...]
     num_classes: int = 0
     kind: str = 'points'
+    label_shape: Tuple[int, ...] = ()
     extras: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -56,7 +59,7 @@ def get_info(config: ml_collections.ConfigDict) -> DataInfo:
     if name in IMAGE_DATASETS:
         return DataInfo(shape=images.output_shape(config.data, name),
                         num_classes=images.NUM_CLASSES[name] if config.data.labels else 0,
-                        kind='images')
+                        kind='images', label_shape=(40,) if name == 'celeb_a' else ())
     raise ValueError(f'unknown dataset {name!r}; valid datasets: {", ".join(names())}')
 
 

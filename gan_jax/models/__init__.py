@@ -14,6 +14,7 @@ import flax.linen as nn
 _FAMILIES = {
     'mlp': 'gan_jax.models.mlp',
     'dcgan': 'gan_jax.models.dcgan',
+    'resnet': 'gan_jax.models.resnet',
 }
 
 

@@ -107,3 +107,65 @@ class _ParamsLike(nn.Module):
         bias = (self.param('bias', nn.initializers.zeros_init(), (self.features,))
                 if self.use_bias else None)
         return kernel, bias
+
+
+def maybe_sn(module: nn.Module, spectral: bool):
+    """Wraps `module` in flax's SpectralNorm (Miyato et al. 2018) when asked.
+
+    The power-iteration vector u and the estimate sigma live in the
+    'batch_stats' collection, so they travel with the discriminator's state in
+    GANState.d_state; they are updated only in training mode.
+    Returns a callable (x, *, train) -> y.
+    """
+    if spectral:
+        wrapped = nn.SpectralNorm(module)
+        return lambda x, *, train: wrapped(x, update_stats=train)
+    return lambda x, *, train: module(x)
+
+
+class ConditionalBatchNorm(nn.Module):
+    """Batch norm whose scale and shift are looked up per class (de Vries et al.
+    2017; used by SNGAN/BigGAN generators). x [B, ..., C], labels [B] int ->
+    same shape. With num_classes = 0 it is a plain batch norm."""
+    num_classes: int = 0
+    momentum: float = 0.9
+
+    @nn.compact
+    def __call__(self, x: jax.Array, labels, *, train: bool) -> jax.Array:
+        if not self.num_classes:
+            return nn.BatchNorm(use_running_average=not train, momentum=self.momentum)(x)
+        h = nn.BatchNorm(use_running_average=not train, momentum=self.momentum,
+                         use_scale=False, use_bias=False)(x)
+        c = x.shape[-1]
+        gamma = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.ones,
+                         name='gamma')(labels)
+        beta = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.zeros,
+                        name='beta')(labels)
+        shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (c,)
+        return h * gamma.reshape(shape) + beta.reshape(shape)
+
+
+class SelfAttention(nn.Module):
+    """SAGAN self-attention (Zhang et al. 2019): x + γ·attention(x), γ starting
+    at 0. x [B, H, W, C] -> same shape. Query/key use C/8 channels, values C/2,
+    keys and values on a 2x max-pooled grid, as in BigGAN's implementation."""
+    spectral: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        b, h, w, c = x.shape
+
+        def conv(features, name):
+            return maybe_sn(nn.Conv(features, (1, 1), use_bias=False, name=name),
+                            self.spectral)
+
+        query = conv(max(1, c // 8), 'query')(x, train=train).reshape(b, h * w, -1)
+        key = nn.max_pool(conv(max(1, c // 8), 'key')(x, train=train), (2, 2), (2, 2))
+        value = nn.max_pool(conv(max(1, c // 2), 'value')(x, train=train), (2, 2), (2, 2))
+        key = key.reshape(b, -1, key.shape[-1])
+        value = value.reshape(b, -1, value.shape[-1])
+        attention = jax.nn.softmax(query @ key.transpose(0, 2, 1), axis=-1)
+        out = (attention @ value).reshape(b, h, w, -1)
+        out = conv(c, 'out')(out, train=train)
+        gamma = self.param('gamma', nn.initializers.zeros_init(), ())
+        return x + gamma * out

@@ -1,0 +1,39 @@
+r"""DCGAN on CelebA at 64x64 (center crop 140, then resize): G dense -> 4x4x512,
+transposed convs to 64x64; D convs 64/128/256/512; non-saturating loss, Adam
+2e-4 (0.5, 0.999), batch 64.
+
+  python experiments/train.py --config experiments/configs/celeba64_dcgan.py \
+      --workdir workdirs/celeba64_dcgan --config.data.data_dir=~/tensorflow_datasets
+
+Needs TFDS celeb_a (see README: scripts/prepare_celeba.py when Google Drive
+refuses). Estimated runtime on one modern GPU: about 2 hours for 100k steps
+(not yet measured here). There is no agreed CelebA-64 DCGAN FID (papers differ
+in crop and resize); compare against runs of this config.
+"""
+from experiments.configs import common
+
+
+def get_config(arg=None):
+    options = common.parse_arg(arg)
+    config = common.default_config()
+    config.dataset = 'celeb_a'
+    config.data.image_size = 64
+    config.data.crop = 140
+    config.data.random_flip = True
+    config.num_steps = 100_000
+    config.batch_size = 64
+    config.log_every = 100
+    config.checkpoint_every = 5_000
+    config.sample_every = 2_500
+    config.model.name = 'dcgan'
+    config.model.z_dim = 128
+    config.model.g.base_channels = 64
+    config.model.d.base_channels = 64
+    for net in ('g', 'd'):
+        config.opt[net].lr = 2e-4
+        config.opt[net].b1 = 0.5
+    config.ema.decay = 0.999
+    config.ema.start_step = 1_000
+    if options['smoke']:
+        common.apply_smoke(config)
+    return config
