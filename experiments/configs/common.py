@@ -3,7 +3,28 @@
 
 `get_config('smoke')` in any config shrinks the run for tests and quick checks.
 """
+import dataclasses
+
+from gan_jax import models
 from gan_jax.config import default_config  # noqa: F401  (re-exported)
+
+# Set from the data (out_shape) or from data.labels (num_classes), or flax's own.
+_DERIVED_FIELDS = ('parent', 'name', 'out_shape', 'num_classes')
+
+
+def set_model(config, name):
+    """Selects model `name` and writes every constructor argument of its G and
+    D, with its default, into config.model.g / .d, so each one can be changed
+    from the command line (--config.model.d.norm=batch)."""
+    config.model.name = name
+    for part, cls in zip(('g', 'd'), models.get(name)):
+        for field in dataclasses.fields(cls):
+            if field.name in _DERIVED_FIELDS or field.default is dataclasses.MISSING:
+                continue
+            value = field.default
+            config.model[part][field.name] = tuple(value) if isinstance(
+                value, (list, tuple)) else value
+    return config
 
 
 def parse_arg(arg):
@@ -47,7 +68,7 @@ def resnet_cifar10(config, *, conditional=False):
     config.log_every = 100
     config.checkpoint_every = 5_000
     config.sample_every = 2_500
-    config.model.name = 'resnet'
+    set_model(config, 'resnet')
     config.model.z_dim = 128
     config.model.g.channels = (256, 256, 256)
     config.model.d.channels = (128, 128, 128, 128)

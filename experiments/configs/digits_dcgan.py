@@ -21,7 +21,7 @@ def get_config(arg=None):
     config.checkpoint_every = 1_000
     config.sample_every = 500
     config.eval_every = 0
-    config.model.name = 'dcgan'
+    common.set_model(config, 'dcgan')
     config.model.z_dim = 100
     config.model.g.base_channels = 32
     config.model.d.base_channels = 32

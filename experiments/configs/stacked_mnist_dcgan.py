@@ -23,7 +23,7 @@ def get_config(arg=None):
     config.log_every = 100
     config.checkpoint_every = 5_000
     config.sample_every = 2_000
-    config.model.name = 'dcgan'
+    common.set_model(config, 'dcgan')
     config.model.z_dim = 100
     config.model.g.base_channels = 64
     config.model.d.base_channels = 64

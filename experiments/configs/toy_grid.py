@@ -25,6 +25,7 @@ def get_config(arg=None):
     config.checkpoint_every = 4_000
     config.sample_every = 4_000
     config.eval_every = 4_000
+    common.set_model(config, 'mlp')
     config.model.z_dim = 2
     config.model.g.hidden = (400, 400, 400, 400)
     config.model.d.hidden = (200, 200)
