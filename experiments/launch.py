@@ -29,7 +29,7 @@ def _run_guarded(fn):
         return fn()
     except config_lib.ConfigError as e:
         fail(str(e))
-    except (checkpoint.CheckpointError, data.DataError) as e:
+    except (checkpoint.CheckpointError, data.DataError, loop.WorkdirError) as e:
         fail(str(e))
     except loop.NonFiniteError as e:
         fail(str(e), EXIT_NONFINITE)

@@ -1,9 +1,12 @@
 """The driver: `run(config, workdir)` trains a GAN with everything that has side
 effects (files, logging, checkpoints, evaluation, clocks). The update itself is
 `gan_jax.train`; nothing in the library imports this module."""
+import contextlib
 import json
 import logging
 import os
+import signal
+import threading
 import time
 from typing import Any, Dict, Optional, Tuple
 
@@ -23,6 +26,10 @@ EVAL_FILE = 'eval.jsonl'
 
 class NonFiniteError(FloatingPointError):
     """A guarded training metric became NaN or infinite."""
+
+
+class WorkdirError(OSError):
+    """The workdir cannot be created or written."""
 
 
 def _check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -45,7 +52,8 @@ def _check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
             f.write('ok')
         os.remove(probe)
     except OSError as e:
-        raise OSError(f'workdir {workdir} is not writable: {e}') from None
+        raise WorkdirError(f'workdir {workdir} is not writable ({e}); choose another '
+                           '--workdir or free the disk') from None
 
 
 def build(config: ml_collections.ConfigDict):
@@ -84,6 +92,52 @@ def load_run(workdir: str) -> Tuple[ml_collections.ConfigDict, Any, Any, Any,
     state = ckpt.restore_or_init(init_state)
     ckpt.close()
     return config, info, G, D, state
+
+
+class _StopRequests:
+    """SIGTERM/SIGINT handling for the loop: the first signal asks the loop to
+    stop after the current step (it then saves a checkpoint); a second one
+    exits at once. Handlers are installed only on the main thread."""
+
+    def __init__(self):
+        self.signal_name = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.signal_name is not None:
+            log.warning('second %s: exiting now, without a checkpoint',
+                        signal.Signals(signum).name)
+            os._exit(128 + signum)
+        self.signal_name = signal.Signals(signum).name
+        log.warning('%s received: finishing the current step and saving a '
+                    'checkpoint (send it again to exit at once)', self.signal_name)
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        try:
+            yield self
+        finally:
+            for signum, handler in self._previous.items():
+                signal.signal(signum, handler)
+
+
+def _truncate_jsonl(path: str, last_step: int) -> None:
+    """Drops records after `last_step`: a run killed after its last checkpoint
+    had logged steps that the resumed run will log again."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        lines = [line for line in f if line.strip()]
+    kept = [line for line in lines if json.loads(line).get('step', 0) <= last_step]
+    if len(kept) != len(lines):
+        with open(path + '.tmp', 'w') as f:
+            f.writelines(kept)
+        os.replace(path + '.tmp', path)
 
 
 def _describe_nonfinite(stats: Dict[str, Any]) -> str:
@@ -139,6 +193,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> state_lib.GANState:
     start_step = int(state.step)
     if start_step:
         log.info('resumed from step %d', start_step)
+    if jax.process_index() == 0:
+        for name in (METRICS_FILE, EVAL_FILE):
+            _truncate_jsonl(os.path.join(workdir, name), start_step)
 
     # ------------------------------------------------------------------ #
     # Data and the compiled update.                                       #
@@ -218,29 +275,39 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> state_lib.GANState:
     bar = tqdm(total=config.num_steps, initial=start_step, unit='step',
                disable=not (config.progress and is_main), dynamic_ncols=True)
     window_start, window_steps = time.perf_counter(), 0
+    stop = _StopRequests()
     try:
-        for step in range(start_step + 1, config.num_steps + 1):
-            state, step_metrics = step_fn(state, next(batches))
-            window_steps += 1
-            bar.update(1)
-            if due(config.log_every, step):
-                values = _scalars(jax.device_get(step_metrics))
-                now = time.perf_counter()
-                values['perf/steps_per_sec'] = window_steps / (now - window_start)
-                window_start, window_steps = now, 0
-                write_jsonl(METRICS_FILE, {'step': step, **values})
-                if tb is not None:
-                    for key, value in values.items():
-                        tb.add_scalar(key, value, step)
-                bar.set_postfix({k: f'{values[k]:.3g}' for k in ('loss/d', 'loss/g')})
-                guard(state)
-            if due(config.checkpoint_every, step):
-                guard(state)
-                ckpt.save(state)
-            if due(config.sample_every, step):
-                save_samples(state, step)
-            if due(config.eval_every, step):
-                evaluate(state, step)
+        with stop.installed():
+            for step in range(start_step + 1, config.num_steps + 1):
+                state, step_metrics = step_fn(state, next(batches))
+                window_steps += 1
+                bar.update(1)
+                if due(config.log_every, step):
+                    values = _scalars(jax.device_get(step_metrics))
+                    now = time.perf_counter()
+                    values['perf/steps_per_sec'] = window_steps / (now - window_start)
+                    window_start, window_steps = now, 0
+                    write_jsonl(METRICS_FILE, {'step': step, **values})
+                    if tb is not None:
+                        for key, value in values.items():
+                            tb.add_scalar(key, value, step)
+                    bar.set_postfix({k: f'{values[k]:.3g}' for k in ('loss/d', 'loss/g')})
+                    guard(state)
+                if due(config.checkpoint_every, step):
+                    guard(state)
+                    ckpt.save(state)
+                if due(config.sample_every, step):
+                    save_samples(state, step)
+                if due(config.eval_every, step):
+                    evaluate(state, step)
+                if stop.signal_name is not None:
+                    guard(state)
+                    ckpt.save(state)
+                    ckpt.wait()
+                    log.warning('stopped by %s at step %d; checkpoint saved, run '
+                                'again with the same workdir to resume',
+                                stop.signal_name, step)
+                    break
     finally:
         bar.close()
         ckpt.close()

@@ -1,0 +1,138 @@
+"""Fault tolerance: SIGTERM, kill -9 at random moments (also during saves),
+and the exact messages for bad config values."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from experiments.configs import toy_ring
+from gan_jax import config as config_lib, loop
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = os.path.join(ROOT, 'experiments', 'train.py')
+CONFIG = os.path.join(ROOT, 'experiments', 'configs', 'toy_ring.py')
+TINY = ['--config.model.g.hidden=(16,)', '--config.model.d.hidden=(16,)',
+        '--config.batch_size=16', '--config.progress=False', '--config.eval_every=0',
+        '--config.sample_every=0', '--config.evals.modes.num_samples=100']
+
+
+def start(workdir, *flags):
+    env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONUNBUFFERED='1')
+    return subprocess.Popen([sys.executable, TRAIN, '--config', CONFIG,
+                             '--workdir', workdir, *TINY, *flags],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+
+
+def final_params(workdir):
+    _, _, _, _, state = loop.load_run(workdir)
+    return state
+
+
+def leaves(state):
+    import jax
+    return [np.asarray(x) for x in jax.tree.leaves(state)]
+
+
+def test_sigterm_saves_a_checkpoint_at_the_current_step_and_exits(tmp_path):
+    workdir = str(tmp_path / 'run')
+    process = start(workdir, '--config.num_steps=1000000', '--config.log_every=50',
+                    '--config.checkpoint_every=0')
+    metrics = os.path.join(workdir, 'metrics.jsonl')
+    deadline = time.monotonic() + 120
+    while not (os.path.exists(metrics) and os.path.getsize(metrics)):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    _, stderr = process.communicate(timeout=60)
+    assert time.monotonic() - sent < 10
+    assert process.returncode == 0, stderr
+    assert 'SIGTERM received' in stderr and 'checkpoint saved' in stderr
+    steps = [int(s) for s in os.listdir(os.path.join(workdir, 'checkpoints'))
+             if s.isdigit()]
+    assert len(steps) == 1 and steps[0] >= 50
+    assert int(final_params(workdir).step) == steps[0]
+    logged = [json.loads(line)['step'] for line in open(metrics)]
+    assert logged[-1] <= steps[0]
+
+
+def test_kill_9_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_path):
+    flags = ['--config.num_steps=60', '--config.checkpoint_every=3',
+             '--config.log_every=3', '--config.keep_checkpoints=2']
+    reference = str(tmp_path / 'reference')
+    done = start(reference, *flags)
+    _, stderr = done.communicate(timeout=300)
+    assert done.returncode == 0, stderr
+    workdir = str(tmp_path / 'killed')
+    rng = random.Random(0)
+    kills = 0
+    for _ in range(20):
+        process = start(workdir, *flags)
+        # Start-up (imports, compilation) takes a few seconds; the 20 saves of
+        # the run take about as long again, so these moments hit both.
+        time.sleep(rng.uniform(2.0, 9.0))
+        if process.poll() is None:
+            process.kill()
+            kills += 1
+        process.communicate()
+    assert kills >= 15
+    finish = start(workdir, *flags)
+    _, stderr = finish.communicate(timeout=300)
+    assert finish.returncode == 0, stderr
+    for a, b in zip(leaves(final_params(reference)), leaves(final_params(workdir))):
+        np.testing.assert_array_equal(a, b)
+    logged = [json.loads(line)['step'] for line in
+              open(os.path.join(workdir, 'metrics.jsonl'))]
+    assert logged == list(range(3, 61, 3))  # nothing lost, nothing repeated
+
+
+def config_with(**values):
+    config = toy_ring.get_config()
+    for key, value in values.items():
+        target = config
+        *path, last = key.split('.')
+        for p in path:
+            target = target[p]
+        target[last] = value
+    return config
+
+
+@pytest.mark.parametrize('values,message', [
+    ({'n_critic': 0}, 'n_critic must be >= 1, got 0'),
+    ({'opt.d.lr': 0.0}, 'opt.d.lr must be > 0, got 0.0'),
+    ({'opt.g.b2': 1.0}, 'opt.g.b1 and b2 must lie in [0, 1), got 0.8, 1.0'),
+    ({'ema.decay': 1.5}, 'ema.decay must lie in [0, 1), got 1.5'),
+    ({'dataset': 'imagenet'}, "unknown dataset 'imagenet'; valid datasets: celeb_a, "
+                              'cifar10, digits, grid, mnist, ring, stacked_mnist'),
+    ({'nan_policy': 'ignore'}, "unknown nan_policy 'ignore'; valid: stop, skip"),
+    ({'opt.g.schedule': 'cosine'}, "unknown opt.g.schedule 'cosine'; valid: constant, "
+                                   'linear'),
+    ({'reg.gp_weight': -1.0}, 'reg.gp_weight must be >= 0, got -1.0'),
+    ({'model.d.pack': 3}, 'batch_size 100 must be divisible by model.d.pack 3'),
+    ({'augment.policy': 'flip'}, "unknown augmentation 'flip'; valid: color, "
+                                 'translation, cutout'),
+])
+def test_bad_values_are_named_with_the_fix(values, message):
+    with pytest.raises(config_lib.ConfigError) as error:
+        config_lib.validate(config_with(**values))
+    assert str(error.value) == message
+
+
+def test_batch_must_split_over_devices():
+    with pytest.raises(config_lib.ConfigError,
+                       match='batch_size 100 must be divisible by the device count 8'):
+        config_lib.validate(config_with(), device_count=8)
+
+
+def test_unwritable_workdir_is_reported(tmp_path):
+    blocker = tmp_path / 'file'
+    blocker.write_text('not a directory')
+    with pytest.raises(loop.WorkdirError, match='is not writable'):
+        loop.run(toy_ring.get_config('smoke'), str(blocker / 'run'))
