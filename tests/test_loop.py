@@ -115,7 +115,7 @@ def test_cli_bad_input_fails_with_one_line_and_touches_nothing(tmp_path):
         '--config.learning_rate=0.1': "unknown config key 'learning_rate'",
         '--config.loss.name=bce': "unknown loss 'bce'; valid losses: hinge, least_squares,"
                                   " minimax, non_saturating, wasserstein",
-        '--config.model.name=stylegan9': "unknown model 'stylegan9'; valid models: mlp",
+        '--config.model.name=stylegan9': "unknown model 'stylegan9'; valid models: dcgan, mlp, resnet",
         '--config.batch_size=0': 'batch_size must be positive, got 0',
         '--config.batch_size=-4': 'batch_size must be positive, got -4',
         '--config.model.z_dim=3': 'holds a run whose config differs in model.z_dim',

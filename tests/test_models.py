@@ -54,7 +54,7 @@ def test_packing_judges_pack_samples_jointly():
 
 def test_build_rejects_unknown_names_and_keys():
     config = default_config()
-    with pytest.raises(ValueError, match=r"unknown model 'gpt'; valid models: mlp"):
+    with pytest.raises(ValueError, match=r"unknown model 'gpt'; valid models: dcgan, mlp, resnet"):
         models.get('gpt')
     config.model.g.widths = (3,)
     with pytest.raises(ValueError, match=r"unknown model.g key 'widths' for model 'mlp'"):
