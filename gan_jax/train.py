@@ -230,8 +230,8 @@ def train_step(state: GANState, batch: Batch, *, spec: UpdateSpec
     batch_size = reals.shape[1]
 
     # A Python loop, not lax.scan: inside an XLA while loop (even a fully
-    # unrolled scan keeps one) XLA:CPU runs these convolutions about 2x slower
-    # (measured on DCGAN-28); n_critic is small, so compile time stays low.
+    # unrolled scan keeps one) XLA:CPU ran these convolutions several times
+    # slower in our timings; n_critic is small, so compile time stays low.
     d_keys = jax.random.split(d_rng, spec.n_critic)
     new_state, per_update = state, []
     for i in range(spec.n_critic):
