@@ -13,6 +13,7 @@ import pytest
 
 from experiments.configs import toy_ring
 from gan_jax import config as config_lib, loop
+from tests.helpers import override
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, 'experiments', 'train.py')
@@ -94,14 +95,7 @@ def test_kill_9_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_p
 
 
 def config_with(**values):
-    config = toy_ring.get_config()
-    for key, value in values.items():
-        target = config
-        *path, last = key.split('.')
-        for p in path:
-            target = target[p]
-        target[last] = value
-    return config
+    return override(toy_ring.get_config(), **values)
 
 
 @pytest.mark.parametrize('values,message', [

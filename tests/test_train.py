@@ -7,6 +7,7 @@ import pytest
 
 from gan_jax import loop, train
 from gan_jax.config import default_config
+from tests.helpers import override
 
 
 def small_config(**overrides):
@@ -16,13 +17,7 @@ def small_config(**overrides):
     config.model.g.hidden = (32, 32)
     config.model.d.hidden = (32,)
     config.model.d.maxout_pieces = 3
-    for key, value in overrides.items():
-        target = config
-        *path, last = key.split('.')
-        for p in path:
-            target = target[p]
-        target[last] = value
-    return config
+    return override(config, **overrides)
 
 
 def setup(config):

@@ -15,22 +15,7 @@ from experiments.configs import common
 
 def get_config(arg=None):
     options = common.parse_arg(arg)
-    config = common.default_config()
-    config.dataset = 'cifar10'
-    config.num_steps = 100_000
-    config.batch_size = 64
-    config.log_every = 100
-    config.checkpoint_every = 5_000
-    config.sample_every = 2_500
-    common.set_model(config, 'dcgan')
-    config.model.z_dim = 128
-    config.model.g.base_channels = 64
-    config.model.d.base_channels = 64
-    for net in ('g', 'd'):
-        config.opt[net].lr = 2e-4
-        config.opt[net].b1 = 0.5
-    config.ema.decay = 0.999
-    config.ema.start_step = 1_000
+    config = common.dcgan(common.default_config(), 'cifar10')
     if options['smoke']:
         common.apply_smoke(config)
     return config

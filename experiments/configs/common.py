@@ -84,3 +84,25 @@ def resnet_cifar10(config, *, conditional=False):
     config.ema.decay = 0.9999
     config.ema.start_step = 1_000
     return config
+
+
+def dcgan(config, dataset, *, num_steps=100_000, z_dim=128, width=64):
+    """DCGAN recipe of Radford et al. 2016: Adam 2e-4 (0.5, 0.999), batch 64,
+    non-saturating loss, base width `width` in G and D, EMA 0.999 from step
+    1,000."""
+    config.dataset = dataset
+    config.num_steps = num_steps
+    config.batch_size = 64
+    config.log_every = 100
+    config.checkpoint_every = 5_000
+    config.sample_every = 2_500
+    set_model(config, 'dcgan')
+    config.model.z_dim = z_dim
+    config.model.g.base_channels = width
+    config.model.d.base_channels = width
+    for net in ('g', 'd'):
+        config.opt[net].lr = 2e-4
+        config.opt[net].b1 = 0.5
+    config.ema.decay = 0.999
+    config.ema.start_step = 1_000
+    return config
