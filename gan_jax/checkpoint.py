@@ -41,8 +41,16 @@ class Checkpointer:
         step = int(jax.device_get(state.step))
         if step in self.manager.all_steps():
             return
-        self.manager.save(step, args=ocp.args.StandardSave(
-            flax.serialization.to_state_dict(state)))
+        try:
+            # Also raises what an earlier asynchronous save ran into.
+            self.manager.save(step, args=ocp.args.StandardSave(
+                flax.serialization.to_state_dict(state)))
+        except Exception as e:  # disk full, permissions, ...
+            raise CheckpointError(
+                f'could not write the checkpoint of step {step} to '
+                f'{self.directory} ({type(e).__name__}: {e}); the newest '
+                f'checkpoint on disk is step {self.latest_step()}. Free disk space '
+                'or fix the directory, then run again to resume from it') from e
 
     def restore_or_init(self, state: GANState) -> GANState:
         """The newest readable checkpoint restored into `state`'s structure
@@ -75,10 +83,24 @@ class Checkpointer:
             'Move the directory away to start afresh. Errors: ' + '; '.join(failures))
 
     def wait(self) -> None:
-        """Blocks until pending saves are on disk."""
-        self.manager.wait_until_finished()
+        """Blocks until pending saves are on disk.
+
+        Raises:
+          CheckpointError: a pending save failed.
+        """
+        try:
+            self.manager.wait_until_finished()
+        except Exception as e:
+            raise CheckpointError(
+                f'a checkpoint save to {self.directory} failed ({type(e).__name__}: '
+                f'{e}); the newest complete checkpoint is step '
+                f'{self.latest_step()}') from e
 
     def close(self) -> None:
-        """Waits for pending saves and releases the manager."""
-        self.manager.wait_until_finished()
+        """Waits for pending saves and releases the manager; a failed save is
+        logged here (call `wait` first to have it raised)."""
+        try:
+            self.manager.wait_until_finished()
+        except Exception as e:
+            log.error('a checkpoint save to %s failed: %s', self.directory, e)
         self.manager.close()

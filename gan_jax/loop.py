@@ -308,6 +308,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> state_lib.GANState:
                                 'again with the same workdir to resume',
                                 stop.signal_name, step)
                     break
+        ckpt.wait()  # a failed asynchronous save is reported here, not lost
     finally:
         bar.close()
         ckpt.close()

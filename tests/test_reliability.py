@@ -130,3 +130,24 @@ def test_unwritable_workdir_is_reported(tmp_path):
     blocker.write_text('not a directory')
     with pytest.raises(loop.WorkdirError, match='is not writable'):
         loop.run(toy_ring.get_config('smoke'), str(blocker / 'run'))
+
+
+def test_a_failing_save_is_reported_with_the_step_and_the_fix(tmp_path, monkeypatch):
+    import orbax.checkpoint as ocp
+    original = ocp.CheckpointManager.save
+
+    def disk_full(self, step, *args, **kwargs):
+        if step >= 6:
+            raise OSError(28, 'No space left on device')
+        return original(self, step, *args, **kwargs)
+
+    monkeypatch.setattr(ocp.CheckpointManager, 'save', disk_full)
+    config = toy_ring.get_config('smoke')
+    config.progress = False
+    from gan_jax import checkpoint
+    with pytest.raises(checkpoint.CheckpointError) as error:
+        loop.run(config, str(tmp_path / 'run'))
+    message = str(error.value)
+    assert 'could not write the checkpoint of step 6' in message
+    assert 'No space left on device' in message
+    assert 'newest checkpoint on disk is step 3' in message
