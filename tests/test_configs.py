@@ -4,12 +4,11 @@ import glob
 import importlib
 import os
 
-import jax
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from gan_jax import config as config_lib, data, loop, parallel, train
+from gan_jax import config as config_lib, data, loop, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(os.path.basename(p)[:-3] for p in

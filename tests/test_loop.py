@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import toy_ring
-from gan_jax import checkpoint, data, loop
+from gan_jax import data, loop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

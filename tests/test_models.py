@@ -1,5 +1,4 @@
 """Model registry, shapes and parameter counts."""
-import flax
 import jax
 import jax.numpy as jnp
 import ml_collections

@@ -1,5 +1,4 @@
 """ResNet (SNGAN) models: parameter counts, spectral norm, conditioning."""
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np

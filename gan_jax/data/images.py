@@ -9,7 +9,6 @@ position), which gives exact resume and is far faster than the update step.
 TensorFlow is only used here, and is hidden from any accelerator.
 """
 import functools
-import os
 import socket
 from typing import Dict, Iterator, Optional, Tuple
 
