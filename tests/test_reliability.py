@@ -65,33 +65,44 @@ def test_sigterm_saves_a_checkpoint_at_the_current_step_and_exits(tmp_path):
 
 
 def test_kill_9_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_path):
-    flags = ['--config.num_steps=60', '--config.checkpoint_every=3',
+    # 150 steps with a save every 3: saves take most of the training time, so
+    # random moments inside training land in saves as often as not.
+    flags = ['--config.num_steps=150', '--config.checkpoint_every=3',
              '--config.log_every=3', '--config.keep_checkpoints=2']
     reference = str(tmp_path / 'reference')
     done = start(reference, *flags)
     _, stderr = done.communicate(timeout=300)
     assert done.returncode == 0, stderr
     workdir = str(tmp_path / 'killed')
+    metrics = os.path.join(workdir, 'metrics.jsonl')
+
+    def stamp():
+        return os.stat(metrics).st_mtime_ns if os.path.exists(metrics) else None
+
     rng = random.Random(0)
     kills = 0
     for _ in range(20):
+        before = stamp()
         process = start(workdir, *flags)
-        # Start-up (imports, compilation) takes a few seconds; the 20 saves of
-        # the run take about as long again, so these moments hit both.
-        time.sleep(rng.uniform(2.0, 9.0))
+        # Wait until this attempt is training (it logs every 3 steps, right
+        # before saving), then kill it at a random moment within ~2 saves.
+        deadline = time.monotonic() + 120
+        while stamp() == before and process.poll() is None:
+            assert time.monotonic() < deadline, 'the run never started training'
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.9))
         if process.poll() is None:
             process.kill()
             kills += 1
         process.communicate()
-    assert kills >= 15
+    assert kills == 20
     finish = start(workdir, *flags)
     _, stderr = finish.communicate(timeout=300)
     assert finish.returncode == 0, stderr
     for a, b in zip(leaves(final_params(reference)), leaves(final_params(workdir))):
         np.testing.assert_array_equal(a, b)
-    logged = [json.loads(line)['step'] for line in
-              open(os.path.join(workdir, 'metrics.jsonl'))]
-    assert logged == list(range(3, 61, 3))  # nothing lost, nothing repeated
+    logged = [json.loads(line)['step'] for line in open(metrics)]
+    assert logged == list(range(3, 151, 3))  # nothing lost, nothing repeated
 
 
 def config_with(**values):
