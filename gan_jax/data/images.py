@@ -14,6 +14,8 @@ from typing import Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
+from gan_jax.data import order
+
 TFDS_DATASETS = ('cifar10', 'celeb_a', 'mnist', 'digits')
 IMAGE_DATASETS = TFDS_DATASETS + ('stacked_mnist',)
 NATIVE_SHAPE = {'cifar10': (32, 32, 3), 'celeb_a': (218, 178, 3),
@@ -169,26 +171,6 @@ def to_float(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
 
 
-def _positions(num_examples: int, seed: int, start: int, count: int
-               ) -> np.ndarray:
-    """Example indices start..start+count of an endless stream that visits
-    each example once per epoch, in a fresh permutation of the seed."""
-    out, position = [], start
-    while count:
-        epoch, offset = divmod(position, num_examples)
-        order = _permutation(seed, epoch, num_examples)
-        take = order[offset:offset + count]
-        out.append(take)
-        position += len(take)
-        count -= len(take)
-    return np.concatenate(out)
-
-
-@functools.lru_cache(maxsize=4)
-def _permutation(seed: int, epoch: int, n: int) -> np.ndarray:
-    return np.random.default_rng([seed, 2, epoch]).permutation(n)
-
-
 def batches(config, *, start_batch: int = 0, process_index: int = 0,
             process_count: int = 1) -> Iterator[Dict[str, np.ndarray]]:
     """Endless image batches; each is this process's slice of a global batch.
@@ -224,7 +206,7 @@ def batches(config, *, start_batch: int = 0, process_index: int = 0,
                  + labels[picks[..., 2]])
         else:
             size = config.n_critic * per_update
-            idx = _positions(len(images), config.seed, index * size, size)
+            idx = order.epoch_indices(len(images), config.seed, index * size, size)
             idx = idx.reshape(config.n_critic, per_update)[:, lo:hi]
             x, y = images[idx], labels[idx]
             if dc.random_flip:

@@ -5,6 +5,8 @@ from typing import Iterator
 
 import numpy as np
 
+from gan_jax.data import order
+
 RING_STD = 0.01
 GRID_STD = 0.05
 
@@ -71,17 +73,8 @@ def batches(name: str, *, seed: int, batch_shape, num_train: int,
             yield sample(rng, size, centers, std).reshape(*batch_shape, 2)
             index += 1
     points = sample(np.random.default_rng([seed, 1]), num_train, centers, std)
-    position = start_batch * size
-    order_epoch, order = -1, None
+    index = start_batch
     while True:
-        pieces, need = [], size
-        while need:
-            epoch, offset = divmod(position, num_train)
-            if epoch != order_epoch:
-                order_epoch = epoch
-                order = np.random.default_rng([seed, 2, epoch]).permutation(num_train)
-            take = order[offset:offset + need]
-            pieces.append(points[take])
-            position += len(take)
-            need -= len(take)
-        yield np.concatenate(pieces).reshape(*batch_shape, 2)
+        take = order.epoch_indices(num_train, seed, index * size, size)
+        yield points[take].reshape(*batch_shape, 2)
+        index += 1
