@@ -37,7 +37,7 @@ def _run_guarded(fn):
         fail(str(e))
 
 
-def main(fn, *, needs_config: bool) -> None:
+def main(fn, *, needs_config: bool, needs_workdir: bool = True) -> None:
     """Parses flags and calls fn(config, workdir) (or fn(workdir))."""
     if needs_config:
         config_flags.DEFINE_config_file(
@@ -45,7 +45,8 @@ def main(fn, *, needs_config: bool) -> None:
             '(experiments/configs/NAME.py, optionally NAME.py:smoke).',
             lock_config=True)
     flags.DEFINE_string('workdir', None, 'Directory of the run.')
-    flags.mark_flags_as_required(['workdir'])
+    if needs_workdir:
+        flags.mark_flags_as_required(['workdir'])
 
     def flags_parser(argv):
         try:

@@ -19,7 +19,7 @@ FREE_FORM = ('model.g', 'model.d', 'evals')
 RESUMABLE_KEYS = ('num_steps', 'log_every', 'checkpoint_every', 'eval_every',
                   'sample_every', 'keep_checkpoints', 'progress',
                   'allow_config_change', 'data.data_dir', 'data.download',
-                  'data.prefetch', 'evals')
+                  'data.prefetch', 'evals', 'best_metric', 'best_mode')
 
 NAN_POLICIES = ('stop', 'skip')
 LR_SCHEDULES = ('constant', 'linear')
@@ -88,6 +88,8 @@ def default_config() -> ml_collections.ConfigDict:
         start_step=0,    # before this step the EMA copies the raw weights
     ))
     c.evals = ml_collections.ConfigDict()  # evaluator name -> its arguments
+    c.best_metric = ''      # e.g. 'fid/fid': also keep the best checkpoint by it
+    c.best_mode = 'min'     # 'min' or 'max': which direction of best_metric wins
     c.nan_policy = 'stop'   # 'stop': end the run; 'skip': drop the update
     c.progress = True       # progress bar on stderr
     c.allow_config_change = False
@@ -195,6 +197,12 @@ def validate(config: ml_collections.ConfigDict, *, device_count: int = 1) -> Non
          f'ema.decay must lie in [0, 1), got {config.ema.decay}')
     for key in ('gp_weight', 'r1_gamma', 'r2_gamma'):
         need(config.reg[key] >= 0, f'reg.{key} must be >= 0, got {config.reg[key]}')
+    need(config.best_mode in ('min', 'max'),
+         f"best_mode must be 'min' or 'max', got {config.best_mode!r}")
+    need(not config.best_metric or config.best_metric.split('/')[0] in config.evals,
+         f'best_metric {config.best_metric!r} must be EVALUATOR/METRIC with the '
+         f'evaluator in config.evals ({", ".join(config.evals) or "empty"}), e.g. '
+         "--config.best_metric=fid/fid")
     need(config.nan_policy in NAN_POLICIES,
          f'unknown nan_policy {config.nan_policy!r}; valid: {", ".join(NAN_POLICIES)}')
     pack = config.model.d.get('pack', 1)

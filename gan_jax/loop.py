@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 CONFIG_FILE = 'config.json'
 METRICS_FILE = 'metrics.jsonl'
 EVAL_FILE = 'eval.jsonl'
+BEST_FILE = 'best.json'
 
 
 class NonFiniteError(FloatingPointError):
@@ -73,9 +74,10 @@ def build(config: ml_collections.ConfigDict):
     return info, G, D, spec, init_state
 
 
-def load_run(workdir: str) -> Tuple[ml_collections.ConfigDict, Any, Any, Any,
-                                    state_lib.GANState]:
-    """(config, info, G, D, state) of the latest checkpoint in a workdir.
+def load_run(workdir: str, *, best: bool = False
+             ) -> Tuple[ml_collections.ConfigDict, Any, Any, Any, state_lib.GANState]:
+    """(config, info, G, D, state) of the latest checkpoint in a workdir, or of
+    the best one by config.best_metric when `best`.
 
     Raises:
       FileNotFoundError: the workdir has no config.json or no checkpoint.
@@ -86,9 +88,13 @@ def load_run(workdir: str) -> Tuple[ml_collections.ConfigDict, Any, Any, Any,
     with open(path) as f:
         config = config_lib.from_json_dict(json.load(f))
     info, G, D, _, init_state = build(config)
-    ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
+    directory = os.path.join(workdir, 'checkpoints_best' if best else 'checkpoints')
+    ckpt = checkpoint.Checkpointer(directory)
     if ckpt.latest_step() is None:
-        raise FileNotFoundError(f'no checkpoint in {workdir}/checkpoints')
+        ckpt.close()
+        raise FileNotFoundError(f'no checkpoint in {directory}' + (
+            ' (best checkpoints are kept when config.best_metric is set)'
+            if best else ''))
     state = ckpt.restore_or_init(init_state)
     ckpt.close()
     return config, info, G, D, state
@@ -147,6 +153,45 @@ def _describe_nonfinite(stats: Dict[str, Any]) -> str:
             f'{int(stats["first_nonfinite_step"])}')
 
 
+class _BestCheckpoint:
+    """Keeps the checkpoint with the best config.best_metric so far in
+    workdir/checkpoints_best, and its step and value in workdir/best.json."""
+
+    def __init__(self, workdir: str, config: ml_collections.ConfigDict):
+        self.key = f'eval/{config.best_metric}'
+        self.sign = 1.0 if config.best_mode == 'min' else -1.0
+        self.path = os.path.join(workdir, BEST_FILE)
+        self.ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints_best'),
+                                            max_to_keep=1)
+        self.value = None
+        if os.path.exists(self.path):
+            with open(self.path) as f:
+                saved = json.load(f)
+            if saved.get('metric') == config.best_metric:
+                self.value = saved['value']
+
+    def offer(self, state: state_lib.GANState, step: int,
+              record: Dict[str, Any]) -> None:
+        if self.key not in record:
+            raise KeyError(f'best_metric {self.key[5:]!r} is not among the '
+                           f'evaluated metrics {sorted(record)}')
+        value = float(record[self.key])
+        if not np.isfinite(value) or (
+                self.value is not None and self.sign * value >= self.sign * self.value):
+            return
+        self.ckpt.save(state)
+        self.ckpt.wait()  # best.json must never point at an unfinished save
+        self.value = value
+        if jax.process_index() == 0:
+            with open(self.path + '.tmp', 'w') as f:
+                json.dump({'metric': self.key[5:], 'value': value, 'step': step}, f)
+            os.replace(self.path + '.tmp', self.path)
+        log.info('new best %s = %.5g at step %d', self.key[5:], value, step)
+
+    def close(self) -> None:
+        self.ckpt.close()
+
+
 def _scalars(tree: Dict[str, Any]) -> Dict[str, float]:
     return {k: float(v) for k, v in tree.items()}
 
@@ -171,7 +216,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> state_lib.GANState:
     config_lib.validate(config, device_count=mesh.size)
     info, G, D, spec, init_state = build(config)
     try:
-        evaluators = metrics.from_config(config.evals, info)
+        evaluators = metrics.from_config(config.evals, info, config)
     except ValueError as e:
         raise config_lib.ConfigError(str(e)) from None
     # Loads (and caches) the training split: a missing dataset fails here.
@@ -229,12 +274,15 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> state_lib.GANState:
                                    sampling.class_labels(G, num))
         return sample_fn
 
+    best = _BestCheckpoint(workdir, config) if config.best_metric else None
+
     def evaluate(state_now, step: int) -> None:
         if not evaluators:
             return
         record = {'step': step}
+        sample_fn = sample_fn_for(state_now)  # one per round: features are shared
         for name, evaluator in evaluators.items():
-            for key, value in evaluator.run(sample_fn_for(state_now)):
+            for key, value in evaluator.run(sample_fn):
                 record[f'eval/{name}/{key}'] = value
         write_jsonl(EVAL_FILE, record)
         if tb is not None:
@@ -242,6 +290,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> state_lib.GANState:
                 if key != 'step':
                     tb.add_scalar(key, value, step)
         log.info('eval at step %d: %s', step, record)
+        if best is not None:
+            best.offer(state_now, step, record)
 
     def save_samples(state_now, step: int) -> None:
         if not is_main:
@@ -312,6 +362,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> state_lib.GANState:
     finally:
         bar.close()
         ckpt.close()
+        if best is not None:
+            best.close()
         if tb is not None:
             tb.close()
     return state

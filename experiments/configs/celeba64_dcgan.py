@@ -9,6 +9,9 @@ Needs TFDS celeb_a (see README: scripts/prepare_celeba.py when Google Drive
 refuses). Estimated runtime on one modern GPU: about 2 hours for 100k steps
 (not yet measured here). There is no agreed CelebA-64 DCGAN FID (papers differ
 in crop and resize); compare against runs of this config.
+
+Evaluates FID and IS in Inception features every 5,000 steps (needs the
+converted weights, see README "Metrics"); NAME.py:noeval trains without.
 """
 from experiments.configs import common
 
@@ -19,6 +22,7 @@ def get_config(arg=None):
     config.data.image_size = 64
     config.data.crop = 140
     config.data.random_flip = True
+    common.add_inception_evals(config, options)
     if options['smoke']:
         common.apply_smoke(config)
     return config

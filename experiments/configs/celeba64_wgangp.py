@@ -7,6 +7,9 @@ D, Wasserstein loss, gradient penalty 10, n_critic 5, Adam 1e-4 (0, 0.9).
 Needs TFDS celeb_a. Estimated runtime on one modern GPU: about 8 hours for
 100k generator steps (not yet measured here). No agreed published FID for this
 exact setup; compare against runs of this config.
+
+Evaluates FID and IS in Inception features every 5,000 steps (needs the
+converted weights, see README "Metrics"); NAME.py:noeval trains without.
 """
 from experiments.configs import common
 
@@ -27,6 +30,7 @@ def get_config(arg=None):
     for net in ('g', 'd'):
         config.opt[net].lr = 1e-4
         config.opt[net].decay_steps = config.num_steps
+    common.add_inception_evals(config, options)
     if options['smoke']:
         common.apply_smoke(config)
     return config

@@ -27,13 +27,33 @@ def set_model(config, name):
     return config
 
 
+ARGUMENTS = ('smoke', 'noeval')
+
+
 def parse_arg(arg):
-    """'smoke' or '' -> {'smoke': bool}; unknown words raise ValueError."""
+    """Comma-separated words after the config path (NAME.py:smoke,noeval) ->
+    {'smoke': bool, 'noeval': bool}; unknown words raise ValueError."""
     words = [w for w in (arg or '').split(',') if w]
-    unknown = [w for w in words if w != 'smoke']
+    unknown = [w for w in words if w not in ARGUMENTS]
     if unknown:
-        raise ValueError(f'unknown config argument {unknown[0]!r}; valid: smoke')
-    return {'smoke': 'smoke' in words}
+        raise ValueError(f'unknown config argument {unknown[0]!r}; valid: '
+                         f'{", ".join(ARGUMENTS)}')
+    return {name: name in words for name in ARGUMENTS}
+
+
+def add_inception_evals(config, options, *, every=5_000, num_samples=10_000):
+    """FID and IS of `num_samples` EMA samples in pytorch-fid Inception features
+    every `every` steps (against the training split, as most GAN papers), and
+    the best checkpoint by FID. Skipped for `smoke` and `noeval` (training then
+    needs no Inception weights)."""
+    if options['smoke'] or options['noeval']:
+        return config
+    inception = dict(features='inception', num_samples=num_samples, split='train')
+    config.evals.fid = dict(inception)
+    config.evals['is'] = dict(inception)
+    config.eval_every = every
+    config.best_metric = 'fid/fid'
+    return config
 
 
 def apply_smoke(config):

@@ -19,6 +19,9 @@ def get_config(arg=None):
                           num_steps=20_000, z_dim=100)
     config.data.image_size = 28
     config.sample_every = 2_000
+    # Modes of 26,000 samples read by the digit classifier (PacGAN's protocol).
+    config.evals.stacked_modes = dict(num_samples=26_000)
+    config.eval_every = 5_000
     if options['smoke']:
         common.apply_smoke(config)
     return config

@@ -5,6 +5,7 @@ Features arrive in batches; `StreamingStats` accumulates their mean and
 covariance without dropping any sample (a final partial batch counts like the
 others), so the statistics equal those of the whole set in one go.
 """
+import warnings
 from typing import Dict, Optional
 
 import numpy as np
@@ -63,10 +64,14 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray,
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
     cov1, cov2 = np.asarray(cov1, np.float64), np.asarray(cov2, np.float64)
     diff = mu1 - mu2
-    covmean = scipy.linalg.sqrtm(cov1 @ cov2)
-    if not np.isfinite(covmean).all():
-        offset = np.eye(len(mu1)) * eps
-        covmean = scipy.linalg.sqrtm((cov1 + offset) @ (cov2 + offset))
+    with warnings.catch_warnings():
+        # Singular covariances (e.g. features that are always 0) are common and
+        # handled below; scipy's warning about them is noise.
+        warnings.simplefilter('ignore', scipy.linalg.LinAlgWarning)
+        covmean = scipy.linalg.sqrtm(cov1 @ cov2)
+        if not np.isfinite(covmean).all():
+            offset = np.eye(len(mu1)) * eps
+            covmean = scipy.linalg.sqrtm((cov1 + offset) @ (cov2 + offset))
     # Rounding can leave a tiny imaginary part; a large one means the
     # covariances are not valid (not positive semi-definite).
     if np.iscomplexobj(covmean):

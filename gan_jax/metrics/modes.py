@@ -42,7 +42,7 @@ def mode_metrics(samples: np.ndarray, centers: np.ndarray, std: float
 class Evaluator:
     """Mode metrics of `num_samples` generated points (PacGAN uses 2,500)."""
 
-    def __init__(self, info, *, num_samples: int = 2500, seed: int = 0):
+    def __init__(self, info, config=None, *, num_samples: int = 2500, seed: int = 0):
         if 'centers' not in info.extras:
             raise ValueError('the modes evaluator needs a 2-D mixture dataset '
                              '(ring or grid)')
