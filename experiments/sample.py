@@ -1,7 +1,7 @@
 r"""Writes samples of a trained run to an .npz file.
 
   python experiments/sample.py --workdir /tmp/toy_ring --num 2500 \
-      --out samples.npz [--seed 0] [--raw]
+      --out samples.npz [--seed 0] [--raw] [--member i (of a sweep)]
 
 The file holds `samples`: float32, images NHWC in [-1, 1] or 2-D points, a
 deterministic function of (latest checkpoint, --seed, --num). By default they
@@ -20,6 +20,7 @@ flags.DEFINE_integer('num', 2500, 'Number of samples.')
 flags.DEFINE_string('out', None, 'Output .npz path.')
 flags.DEFINE_integer('seed', 0, 'Latent seed.')
 flags.DEFINE_bool('raw', False, 'Sample the raw generator instead of its EMA.')
+flags.DEFINE_integer('member', None, 'Member of a sweep workdir (experiments/sweep.py).')
 flags.mark_flags_as_required(['out'])
 
 
@@ -29,7 +30,19 @@ def main(workdir):
     FLAGS = flags.FLAGS
     if FLAGS.num <= 0:
         launch.fail(f'--num must be positive, got {FLAGS.num}')
-    config, _, G, _, state = loop.load_run(workdir)
+    from gan_jax import sweep as sweep_lib
+    is_sweep = sweep_lib.load_sweep(workdir) is not None
+    if is_sweep and FLAGS.member is None:
+        launch.fail(f'{workdir} is a sweep: choose a member with --member i')
+    if FLAGS.member is not None:
+        if not is_sweep:
+            launch.fail(f'--member needs a sweep workdir; {workdir} is a single run')
+        try:
+            config, _, G, _, state = sweep_lib.load_member(workdir, FLAGS.member)
+        except ValueError as e:
+            launch.fail(str(e))
+    else:
+        config, _, G, _, state = loop.load_run(workdir)
     params = state.g_params if FLAGS.raw else state.ema_params
     z = sampling.latents(FLAGS.seed, FLAGS.num, config.model.z_dim)
     labels = sampling.class_labels(G, FLAGS.num)  # None if unconditional

@@ -10,6 +10,7 @@ from typing import Optional
 
 import flax.serialization
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from gan_jax.state import GANState
@@ -37,8 +38,9 @@ class Checkpointer:
 
     def save(self, state: GANState) -> None:
         """Saves `state` under its own step (asynchronously; the arrays are
-        copied first, so the caller may donate them to the next step)."""
-        step = int(jax.device_get(state.step))
+        copied first, so the caller may donate them to the next step). A
+        sweep's stacked state (step [K], all equal) is saved under that step."""
+        step = int(np.max(jax.device_get(state.step)))
         if step in self.manager.all_steps():
             return
         try:

@@ -99,7 +99,8 @@ def _apply(module: nn.Module, params: PyTree, state: Dict[str, PyTree],
 
 def d_loss_fn(d_params: PyTree, d_state: Dict[str, PyTree], real: jax.Array,
               fake: jax.Array, labels: Optional[jax.Array], rng: PRNGKey, *,
-              spec: UpdateSpec) -> Tuple[jax.Array, Dict[str, Any]]:
+              spec: UpdateSpec, gp_weight: Any = None
+              ) -> Tuple[jax.Array, Dict[str, Any]]:
     """Discriminator loss plus penalties.
 
     Real and fake samples go through D in one call, so D's batch statistics
@@ -109,6 +110,7 @@ def d_loss_fn(d_params: PyTree, d_state: Dict[str, PyTree], real: jax.Array,
     Args:
       real, fake: [B, *data_shape] samples; fake is a constant here.
       labels: [B] int32 or None (used for both halves).
+      gp_weight: a (traced) weight replacing spec.gp_weight, for sweeps.
     Returns:
       (total loss, {'d_state': updated D state, 'metrics': scalars}).
     """
@@ -130,9 +132,10 @@ def d_loss_fn(d_params: PyTree, d_state: Dict[str, PyTree], real: jax.Array,
         return _apply(spec.D, d_params, d_state, x, labels, train=True)[0]
 
     total = adv
-    if spec.gp_weight > 0:
+    if spec.gp_weight > 0 or gp_weight is not None:
         metrics['reg/gp'] = regularizers.gradient_penalty(d_fn, real, fake, rng)
-        total = total + spec.gp_weight * metrics['reg/gp']
+        weight = spec.gp_weight if gp_weight is None else gp_weight
+        total = total + weight * metrics['reg/gp']
     if spec.r1_gamma > 0:
         metrics['reg/r1'] = regularizers.r1_penalty(d_fn, real)
         total = total + 0.5 * spec.r1_gamma * metrics['reg/r1']
@@ -163,12 +166,22 @@ def g_loss_fn(g_params: PyTree, g_state: Dict[str, PyTree], d_params: PyTree,
     return loss, {'g_state': new_g_state, 'metrics': {'loss/g': loss}}
 
 
+def _scaled(updates: PyTree, hparams: Optional[Dict[str, jax.Array]], key: str
+            ) -> PyTree:
+    """updates * hparams[key] (a learning-rate ratio in a sweep), or as is."""
+    if not hparams or key not in hparams:
+        return updates
+    return jax.tree.map(lambda u: u * hparams[key], updates)
+
+
 def d_step(state: GANState, real: jax.Array, labels: Optional[jax.Array],
-           rng: PRNGKey, *, spec: UpdateSpec) -> Tuple[GANState, Metrics]:
+           rng: PRNGKey, *, spec: UpdateSpec,
+           hparams: Optional[Dict[str, jax.Array]] = None) -> Tuple[GANState, Metrics]:
     """One discriminator update on real [B, ...] with fresh fakes.
 
     The fakes come from G in training mode; G's batch-statistics updates are
-    dropped so that only G steps move them.
+    dropped so that only G steps move them. `hparams` (see train_step) may
+    scale the learning rate and replace the gradient-penalty weight.
     """
     z_rng, reg_rng = jax.random.split(rng)
     z = sample_latents(z_rng, real.shape[0], spec.z_dim)
@@ -176,9 +189,11 @@ def d_step(state: GANState, real: jax.Array, labels: Optional[jax.Array],
     fake = jax.lax.stop_gradient(fake)
     grad_fn = jax.value_and_grad(d_loss_fn, has_aux=True)
     (_, aux), grads = grad_fn(state.d_params, state.d_state, real, fake, labels,
-                              reg_rng, spec=spec)
+                              reg_rng, spec=spec,
+                              gp_weight=(hparams or {}).get('gp_weight'))
     updates, d_opt_state = spec.d_tx.update(grads, state.d_opt_state,
                                             state.d_params)
+    updates = _scaled(updates, hparams, 'lr_d_scale')
     metrics = dict(aux['metrics'], **{'grad_norm/d': optax.tree.norm(grads)})
     return state.replace(d_params=optax.apply_updates(state.d_params, updates),
                          d_opt_state=d_opt_state,
@@ -186,7 +201,8 @@ def d_step(state: GANState, real: jax.Array, labels: Optional[jax.Array],
 
 
 def g_step(state: GANState, labels: Optional[jax.Array], rng: PRNGKey, *,
-           spec: UpdateSpec, batch_size: int) -> Tuple[GANState, Metrics]:
+           spec: UpdateSpec, batch_size: int,
+           hparams: Optional[Dict[str, jax.Array]] = None) -> Tuple[GANState, Metrics]:
     """One generator update on fresh latents [batch_size, z_dim]."""
     z_rng, aug_rng = jax.random.split(rng)
     z = sample_latents(z_rng, batch_size, spec.z_dim)
@@ -195,6 +211,7 @@ def g_step(state: GANState, labels: Optional[jax.Array], rng: PRNGKey, *,
                               state.d_state, z, labels, aug_rng, spec=spec)
     updates, g_opt_state = spec.g_tx.update(grads, state.g_opt_state,
                                             state.g_params)
+    updates = _scaled(updates, hparams, 'lr_g_scale')
     metrics = dict(aux['metrics'], **{'grad_norm/g': optax.tree.norm(grads)})
     return state.replace(g_params=optax.apply_updates(state.g_params, updates),
                          g_opt_state=g_opt_state,
@@ -213,13 +230,18 @@ def _nonfinite_mask(metrics: Metrics) -> jax.Array:
     return sum(bits)
 
 
-def train_step(state: GANState, batch: Batch, *, spec: UpdateSpec
+def train_step(state: GANState, batch: Batch, *, spec: UpdateSpec,
+               hparams: Optional[Dict[str, jax.Array]] = None
                ) -> Tuple[GANState, Metrics]:
     """n_critic D updates, one G update, then the EMA (see the module doc).
 
     Args:
       state: the current GANState.
       batch: {'x': [n_critic, B, ...], optionally 'label': [n_critic, B]}.
+      hparams: optional scalars that a sweep varies per member (gan_jax/sweep.py):
+        'lr_d_scale', 'lr_g_scale' multiply the optimizers' updates (the ratio
+        of the member's learning rate to the config's), 'gp_weight' replaces
+        reg.gp_weight. None computes exactly the plain update.
     Returns:
       (the new state, scalar metrics; D metrics are means over the D updates).
     """
@@ -236,13 +258,14 @@ def train_step(state: GANState, batch: Batch, *, spec: UpdateSpec
     new_state, per_update = state, []
     for i in range(spec.n_critic):
         label = None if labels is None else labels[i]
-        new_state, m = d_step(new_state, reals[i], label, d_keys[i], spec=spec)
+        new_state, m = d_step(new_state, reals[i], label, d_keys[i], spec=spec,
+                              hparams=hparams)
         per_update.append(m)
     d_metrics = jax.tree.map(lambda *v: jnp.mean(jnp.stack(v)), *per_update)
     # Conditional generators draw their labels from the last real batch.
     g_labels = None if labels is None else labels[-1]
     new_state, g_metrics = g_step(new_state, g_labels, g_rng, spec=spec,
-                                  batch_size=batch_size)
+                                  batch_size=batch_size, hparams=hparams)
 
     beta = jnp.where(state.step < spec.ema_start_step, 0.0, spec.ema_decay)
     new_state = new_state.replace(

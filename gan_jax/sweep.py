@@ -1,0 +1,395 @@
+"""Sweeps: K members of one GAN (seeds, and optionally learning rates or the
+gradient-penalty weight) trained together in one compiled program.
+
+`jax.vmap` over the whole update step turns K small GANs into one program with
+a leading member axis on every array, so they share each kernel launch. Member
+i trains with seed `config.seed + i` and, when swept, the i-th hyperparameter
+values; with independent data (the default) it sees exactly the batches of a
+single run with that seed, so it ends with the parameters of that run.
+
+Hyperparameters enter the vmapped step as per-member scalars (see
+`train.train_step`'s `hparams`): a learning rate as the ratio of the member's
+rate to the config's, applied to the optimizer's update; the penalty weight
+directly. Members are processed in chunks of `chunk_size` (one compiled call
+per chunk and step) when K members' activations would not fit at once; every
+chunk advances each step, so a checkpoint always holds all members at one step.
+
+Workdir: config.json (the base config), sweep.json (this module's `Sweep`),
+checkpoints/ (one Orbax checkpoint of the stacked state), metrics.jsonl and
+eval.jsonl (one record per member with a `member` column), summary.json and
+summary.md (mean ± standard error over members, per hyperparameter setting).
+"""
+import dataclasses
+import json
+import logging
+import os
+import time
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from gan_jax import checkpoint, config as config_lib, data, metrics, sampling, train
+from gan_jax.state import GANState
+
+log = logging.getLogger(__name__)
+
+SWEEP_FILE = 'sweep.json'
+SUMMARY_FILE = 'summary.json'
+# Sweepable config key -> the per-member scalar the update step receives.
+SWEEPABLE = {'opt.d.lr': 'lr_d_scale', 'opt.g.lr': 'lr_g_scale',
+             'reg.gp_weight': 'gp_weight'}
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """What varies across the members of a sweep.
+
+    Attributes:
+      num_members: K.
+      values: ((config key, (value of member 0, ..., member K-1)), ...) for
+        keys in SWEEPABLE; empty for a seeds-only sweep.
+      shared_data: all members see the same batches (those of config.seed)
+        instead of each its own seed's.
+      chunk_size: members per compiled call; 0 = all K at once.
+    """
+    num_members: int
+    values: Tuple[Tuple[str, Tuple[float, ...]], ...] = ()
+    shared_data: bool = False
+    chunk_size: int = 0
+
+    @classmethod
+    def build(cls, *, seeds: int = 0, values: Optional[Dict[str, Sequence[float]]] = None,
+              repeats: int = 1, shared_data: bool = False, chunk_size: int = 0
+              ) -> 'Sweep':
+        """A sweep of `seeds` members, or of every value in `values` repeated
+        `repeats` times (member i takes value i // repeats), e.g. values
+        {'opt.d.lr': [1e-4, 2e-4]} and repeats 5 give 10 members.
+
+        Raises:
+          ValueError: an unsweepable key, lists of different lengths, or a
+            member count that does not match `seeds`.
+        """
+        values = {k: [float(v) for v in vs] for k, vs in (values or {}).items()}
+        for key in values:
+            if key not in SWEEPABLE:
+                raise ValueError(f'cannot sweep {key!r}; sweepable keys: '
+                                 f'{", ".join(SWEEPABLE)}')
+        lengths = {len(v) for v in values.values()}
+        if len(lengths) > 1:
+            raise ValueError(f'swept value lists differ in length: '
+                             f'{ {k: len(v) for k, v in values.items()} }')
+        if repeats < 1:
+            raise ValueError(f'repeats must be >= 1, got {repeats}')
+        num = lengths.pop() * repeats if values else seeds
+        if values and seeds and seeds != num:
+            raise ValueError(f'{seeds} seeds but {num} members from the swept values '
+                             f'x {repeats} repeats; give one or make them agree')
+        if num < 1:
+            raise ValueError('a sweep needs at least one member: pass --seeds K or '
+                             'values to sweep')
+        if chunk_size < 0:
+            raise ValueError(f'chunk_size must be >= 0, got {chunk_size}')
+        expanded = tuple((k, tuple(v[i // repeats] for i in range(num)))
+                         for k, v in sorted(values.items()))
+        return cls(num, expanded, shared_data, chunk_size)
+
+    def to_json(self) -> Dict[str, Any]:
+        """A JSON-able dict (sweep.json)."""
+        return {'num_members': self.num_members,
+                'values': {k: list(v) for k, v in self.values},
+                'shared_data': self.shared_data, 'chunk_size': self.chunk_size}
+
+    @classmethod
+    def from_json(cls, d: Dict[str, Any]) -> 'Sweep':
+        """Inverse of to_json."""
+        return cls(d['num_members'],
+                   tuple((k, tuple(v)) for k, v in sorted(d['values'].items())),
+                   d['shared_data'], d['chunk_size'])
+
+    def chunks(self) -> List[Tuple[int, int]]:
+        """[(first member, end member)) of each compiled chunk."""
+        size = self.chunk_size or self.num_members
+        return [(lo, min(lo + size, self.num_members))
+                for lo in range(0, self.num_members, size)]
+
+
+def member_config(config: ml_collections.ConfigDict, sweep: Sweep, i: int
+                  ) -> ml_collections.ConfigDict:
+    """The single-run config equivalent to member i: seed config.seed + i and
+    member i's swept values."""
+    if not 0 <= i < sweep.num_members:
+        raise ValueError(f'member {i} out of range: the sweep has members '
+                         f'0..{sweep.num_members - 1}')
+    member = ml_collections.ConfigDict(config.to_dict())
+    member.seed = config.seed + i
+    for key, values in sweep.values:
+        section, name = key.rsplit('.', 1)
+        target = member
+        for part in section.split('.'):
+            target = target[part]
+        target[name] = values[i]
+    return member
+
+
+def member_hparams(config: ml_collections.ConfigDict, sweep: Sweep
+                   ) -> Dict[str, np.ndarray]:
+    """The per-member scalars of train_step's `hparams`: {name: float32 [K]}."""
+    out = {}
+    for key, values in sweep.values:
+        values = np.asarray(values, np.float32)
+        if key == 'reg.gp_weight':
+            out['gp_weight'] = values
+        else:
+            base = config.opt[key.split('.')[1]].lr
+            out[SWEEPABLE[key]] = values / np.float32(base)
+    return out
+
+
+def stack(trees: Sequence[Any]) -> Any:
+    """Stacks pytrees of identical structure along a new leading axis."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def member_of(tree: Any, i: int) -> Any:
+    """Entry i of the leading axis of every leaf."""
+    return jax.tree.map(lambda x: x[i], tree)
+
+
+def initial_state(config: ml_collections.ConfigDict, sweep: Sweep):
+    """(info, G, D, spec, stacked GANState with leading axis K)."""
+    from gan_jax import loop
+    info, G, D, spec, _ = loop.build(config)
+    states = [loop.build(member_config(config, sweep, i))[4]
+              for i in range(sweep.num_members)]
+    return info, G, D, spec, stack(states)
+
+
+def make_sweep_step(spec: train.UpdateSpec, *, shared_data: bool):
+    """jit(vmap(train_step)): (stacked state, batch, hparams) -> (state, metrics).
+
+    The batch has a leading member axis unless shared_data; hparams leaves are
+    [K]. The state argument is donated.
+    """
+    def one(state, batch, hparams):
+        return train.train_step(state, batch, spec=spec, hparams=hparams or None)
+
+    return jax.jit(jax.vmap(one, in_axes=(0, None if shared_data else 0, 0)),
+                   donate_argnums=0)
+
+
+def member_batches(config: ml_collections.ConfigDict, sweep: Sweep, lo: int, hi: int,
+                   start_step: int) -> Iterator[Dict[str, np.ndarray]]:
+    """Batches of members lo..hi-1 from start_step: each member's own seed's
+    stream stacked on a leading axis, or the base config's stream when shared."""
+    if sweep.shared_data:
+        yield from data.host_batches(config, start_step=start_step)
+        return
+    streams = [data.host_batches(member_config(config, sweep, i), start_step=start_step)
+               for i in range(lo, hi)]
+    while True:
+        batches = [next(s) for s in streams]
+        yield {k: np.stack([b[k] for b in batches]) for k in batches[0]}
+
+
+def _check_sweep_file(workdir: str, sweep: Sweep) -> None:
+    path = os.path.join(workdir, SWEEP_FILE)
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = Sweep.from_json(json.load(f))
+        if saved != sweep:
+            raise config_lib.ConfigError(
+                f'{workdir} holds a different sweep ({saved.to_json()}); use a new '
+                '--workdir or the same sweep options to resume')
+
+
+def load_sweep(workdir: str) -> Optional[Sweep]:
+    """The Sweep of a sweep workdir, or None for a single run's workdir."""
+    path = os.path.join(workdir, SWEEP_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return Sweep.from_json(json.load(f))
+
+
+def load_member(workdir: str, i: int):
+    """(member config, info, G, D, GANState of member i) from the latest
+    checkpoint of a sweep workdir."""
+    sweep = load_sweep(workdir)
+    if sweep is None:
+        raise FileNotFoundError(f'{workdir} has no {SWEEP_FILE}: not a sweep workdir')
+    with open(os.path.join(workdir, 'config.json')) as f:
+        config = config_lib.from_json_dict(json.load(f))
+    info, G, D, _, template = initial_state(config, sweep)
+    ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
+    try:
+        if ckpt.latest_step() is None:
+            raise FileNotFoundError(f'no checkpoint in {workdir}/checkpoints')
+        state = ckpt.restore_or_init(template)
+    finally:
+        ckpt.close()
+    return member_config(config, sweep, i), info, G, D, member_of(state, i)
+
+
+def summarize(records: List[Dict[str, Any]], sweep: Sweep) -> List[Dict[str, Any]]:
+    """Mean and standard error over members of every metric in `records` (one
+    per member, the same step), grouped by the swept values.
+
+    Returns:
+      [{'values': {key: value}, 'members': n, METRIC: {'mean', 'sem'}}, ...];
+      'sem' is the sample standard deviation / sqrt(n) (nan for n = 1);
+      non-finite member values are left out and counted in 'excluded'.
+    """
+    groups: Dict[Tuple, List[Dict[str, Any]]] = {}
+    for r in records:
+        key = tuple((k, v[r['member']]) for k, v in sweep.values)
+        groups.setdefault(key, []).append(r)
+    rows = []
+    for key, members in groups.items():
+        row: Dict[str, Any] = {'values': dict(key), 'members': len(members)}
+        names = sorted({k for r in members for k in r if k.startswith('eval/')})
+        for name in names:
+            vals = np.asarray([r[name] for r in members if name in r], np.float64)
+            good = vals[np.isfinite(vals)]
+            sem = float(np.std(good, ddof=1) / np.sqrt(len(good))) \
+                if len(good) > 1 else float('nan')
+            row[name] = {'mean': float(np.mean(good)) if len(good) else float('nan'),
+                         'sem': sem, 'excluded': int(len(vals) - len(good))}
+        rows.append(row)
+    return rows
+
+
+def summary_markdown(rows: List[Dict[str, Any]]) -> str:
+    """The summary as a markdown table: one row per swept setting, metric
+    columns 'mean ± sem'."""
+    metric_names = sorted({k for r in rows for k in r if k.startswith('eval/')})
+    value_names = sorted({k for r in rows for k in r['values']})
+    head = value_names + ['members'] + [m[len('eval/'):] for m in metric_names]
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for r in rows:
+        cells = [f'{r["values"][k]:g}' for k in value_names] + [str(r['members'])]
+        for m in metric_names:
+            s = r.get(m)
+            cells.append('' if s is None else f'{s["mean"]:.4g} ± {s["sem"]:.2g}')
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def run(config: ml_collections.ConfigDict, sweep: Sweep, workdir: str) -> GANState:
+    """Trains all members of `sweep` in `workdir`, resuming from its latest
+    checkpoint; evaluates every member at eval steps and writes the summary.
+
+    Members never stop the sweep on a NaN: each member's non-finite steps are
+    counted (metrics 'nonfinite_steps') and its metrics show it.
+
+    Returns:
+      the stacked final GANState (leading axis K).
+    Raises:
+      ConfigError: bad config or sweep, or a workdir holding another run.
+    """
+    from gan_jax import loop
+    config_lib.validate(config)
+    for i in (0, sweep.num_members - 1):
+        config_lib.validate(member_config(config, sweep, i))
+    info, G, D, spec, init_state = initial_state(config, sweep)
+    try:
+        evaluators = metrics.from_config(config.evals, info, config)
+    except ValueError as e:
+        raise config_lib.ConfigError(str(e)) from None
+    next(data.host_batches(config))  # a missing dataset fails before any write
+    loop._check_workdir(config, workdir)
+    _check_sweep_file(workdir, sweep)
+    with open(os.path.join(workdir, 'config.json'), 'w') as f:
+        f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+    with open(os.path.join(workdir, SWEEP_FILE), 'w') as f:
+        json.dump(sweep.to_json(), f, indent=2)
+
+    ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
+                                   max_to_keep=config.keep_checkpoints)
+    state = ckpt.restore_or_init(init_state)
+    start_step = int(state.step[0])
+    for name in (loop.METRICS_FILE, loop.EVAL_FILE):
+        loop._truncate_jsonl(os.path.join(workdir, name), start_step)
+    log.info('sweep of %d members in %d chunk(s), from step %d', sweep.num_members,
+             len(sweep.chunks()), start_step)
+
+    hparams = member_hparams(config, sweep)
+    step_fn = make_sweep_step(spec, shared_data=sweep.shared_data)
+    chunks = sweep.chunks()
+    chunk_states = [jax.tree.map(lambda x: x[lo:hi], state) for lo, hi in chunks]
+    chunk_hparams = [{k: jnp.asarray(v[lo:hi]) for k, v in hparams.items()}
+                     for lo, hi in chunks]
+    del state, init_state
+    streams = [data._prefetch(member_batches(config, sweep, lo, hi, start_step),
+                              config.data.prefetch) for lo, hi in chunks]
+
+    def write_jsonl(name, record):
+        with open(os.path.join(workdir, name), 'a') as f:
+            f.write(json.dumps(record) + '\n')
+
+    def whole():
+        return jax.tree.map(lambda *xs: jnp.concatenate(xs), *chunk_states)
+
+    def evaluate(step):
+        if not evaluators:
+            return []
+        stacked = whole()
+        records = []
+        for i in range(sweep.num_members):
+            member = member_of(stacked, i)
+
+            def sample_fn(num, seed, member=member):
+                z = sampling.latents(seed, num, config.model.z_dim)
+                return sampling.sample(G, member.ema_params, member.g_state, z,
+                                       sampling.class_labels(G, num))
+            record = {'step': step, 'member': i, 'seed': config.seed + i}
+            for name, evaluator in evaluators.items():
+                for key, value in evaluator.run(sample_fn):
+                    record[f'eval/{name}/{key}'] = value
+            write_jsonl(loop.EVAL_FILE, record)
+            records.append(record)
+        return records
+
+    def due(every, step):
+        return step == config.num_steps or (every > 0 and step % every == 0)
+
+    last_records: List[Dict[str, Any]] = []
+    window_start, window_steps = time.perf_counter(), 0
+    try:
+        for step in range(start_step + 1, config.num_steps + 1):
+            outs = []
+            for c, stream in enumerate(streams):
+                chunk_states[c], m = step_fn(chunk_states[c], next(stream),
+                                             chunk_hparams[c])
+                outs.append(m)
+            window_steps += 1
+            if due(config.log_every, step):
+                now = time.perf_counter()
+                rate = window_steps / (now - window_start)
+                window_start, window_steps = now, 0
+                values = jax.device_get(outs)
+                for (lo, _), chunk_metrics in zip(chunks, values):
+                    for j in range(len(chunk_metrics['loss/d'])):
+                        write_jsonl(loop.METRICS_FILE, {
+                            'step': step, 'member': lo + j,
+                            **{k: float(v[j]) for k, v in chunk_metrics.items()},
+                            'perf/steps_per_sec': rate})
+            if due(config.checkpoint_every, step):
+                ckpt.save(whole())
+            if due(config.eval_every, step):
+                last_records = evaluate(step)
+        ckpt.wait()
+    finally:
+        ckpt.close()
+    final = whole()
+    if last_records:
+        rows = summarize(last_records, sweep)
+        with open(os.path.join(workdir, SUMMARY_FILE), 'w') as f:
+            json.dump({'step': last_records[0]['step'], 'rows': rows}, f, indent=2)
+        table = summary_markdown(rows)
+        with open(os.path.join(workdir, 'summary.md'), 'w') as f:
+            f.write(table)
+        log.info('summary (mean ± standard error over members):\n%s', table)
+    return final
