@@ -76,6 +76,11 @@ def main(fn, *, needs_config: bool, needs_workdir: bool = True) -> None:
         ours.propagate = False
         from absl import logging as absl_logging
         absl_logging.set_verbosity(absl_logging.WARNING)
+        from gan_jax import parallel
+        try:
+            parallel.initialize_distributed()  # a no-op unless the env asks
+        except ValueError as e:
+            fail(str(e))
         if needs_config:
             _run_guarded(lambda: fn(FLAGS.config, FLAGS.workdir))
         else:

@@ -19,7 +19,10 @@ FREE_FORM = ('model.g', 'model.d', 'evals')
 RESUMABLE_KEYS = ('num_steps', 'log_every', 'checkpoint_every', 'eval_every',
                   'sample_every', 'keep_checkpoints', 'progress',
                   'allow_config_change', 'data.data_dir', 'data.download',
-                  'data.prefetch', 'evals', 'best_metric', 'best_mode')
+                  'data.prefetch', 'evals', 'best_metric', 'best_mode',
+                  'parallel.num_devices')
+# Entries of config.json that describe the machine a run used, not the run.
+RUNTIME_KEY = '_runtime'
 
 NAN_POLICIES = ('stop', 'skip')
 LR_SCHEDULES = ('constant', 'linear')
@@ -88,6 +91,9 @@ def default_config() -> ml_collections.ConfigDict:
         start_step=0,    # before this step the EMA copies the raw weights
     ))
     c.evals = ml_collections.ConfigDict()  # evaluator name -> its arguments
+    c.parallel = ml_collections.ConfigDict(dict(
+        num_devices=0,            # devices on the 'data' mesh axis; 0 = all
+    ))
     c.best_metric = ''      # e.g. 'fid/fid': also keep the best checkpoint by it
     c.best_mode = 'min'     # 'min' or 'max': which direction of best_metric wins
     c.nan_policy = 'stop'   # 'stop': end the run; 'skip': drop the update
@@ -100,6 +106,7 @@ def from_json_dict(saved: Dict[str, Any]) -> ml_collections.ConfigDict:
     """A saved config.json as a ConfigDict on top of default_config(), so
     that keys added to the schema after the run was saved get their defaults."""
     config = default_config()
+    saved = {k: v for k, v in saved.items() if k != RUNTIME_KEY}
 
     def merge(target, values):
         for key, value in values.items():
@@ -181,6 +188,9 @@ def validate(config: ml_collections.ConfigDict, *, device_count: int = 1) -> Non
     need(config.log_every > 0, f'log_every must be positive, got {config.log_every}')
     need(config.keep_checkpoints >= 1,
          f'keep_checkpoints must be >= 1, got {config.keep_checkpoints}')
+    need(config.parallel.num_devices >= 0,
+         f'parallel.num_devices must be >= 0 (0 = all), got '
+         f'{config.parallel.num_devices}')
     need(config.model.z_dim >= 1, f'model.z_dim must be >= 1, got {config.model.z_dim}')
     for net in ('g', 'd'):
         opt = config.opt[net]
@@ -228,6 +238,7 @@ def validate(config: ml_collections.ConfigDict, *, device_count: int = 1) -> Non
 def changed_keys(saved: Dict[str, Any], config: ml_collections.ConfigDict) -> List[str]:
     """Keys whose value differs between a saved config.json and `config`,
     ignoring those in RESUMABLE_KEYS."""
+    saved = {k: v for k, v in saved.items() if k != RUNTIME_KEY}
     old, new = flatten(saved), flatten(config.to_dict())
 
     def resumable(name: str) -> bool:

@@ -212,7 +212,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> state_lib.GANState:
     # ------------------------------------------------------------------ #
     # Validate, before anything is written.                               #
     # ------------------------------------------------------------------ #
-    mesh = parallel.make_mesh()
+    config_lib.validate(config)
+    try:
+        mesh = parallel.make_mesh(num_devices=config.parallel.num_devices)
+    except ValueError as e:
+        raise config_lib.ConfigError(str(e)) from None
     config_lib.validate(config, device_count=mesh.size)
     info, G, D, spec, init_state = build(config)
     try:
@@ -222,11 +226,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> state_lib.GANState:
     # Loads (and caches) the training split: a missing dataset fails here.
     next(data.host_batches(config))
     _check_workdir(config, workdir)
-    with open(os.path.join(workdir, CONFIG_FILE), 'w') as f:
-        f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+    runtime = {'devices': mesh.size, 'platform': jax.devices()[0].platform,
+               'processes': jax.process_count(),
+               'per_device_batch': config.batch_size // mesh.size}
+    if jax.process_index() == 0:
+        saved = dict(json.loads(config.to_json_best_effort()),
+                     **{config_lib.RUNTIME_KEY: runtime})
+        with open(os.path.join(workdir, CONFIG_FILE), 'w') as f:
+            json.dump(saved, f, indent=2, sort_keys=True)
     log.info('devices: %d (%s), processes: %d, per-device batch: %d',
-             mesh.size, jax.devices()[0].platform, jax.process_count(),
-             config.batch_size // mesh.size)
+             runtime['devices'], runtime['platform'], runtime['processes'],
+             runtime['per_device_batch'])
 
     # ------------------------------------------------------------------ #
     # State: fresh, or restored from the latest checkpoint.               #
@@ -234,7 +244,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> state_lib.GANState:
     state_sharding = parallel.replicated(mesh)
     ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
                                    max_to_keep=config.keep_checkpoints)
-    state = jax.device_put(ckpt.restore_or_init(init_state), state_sharding)
+    # Placed on the mesh before restoring, so that Orbax restores straight into
+    # the global (replicated) arrays, also across processes.
+    init_state = jax.device_put(jax.tree.map(np.asarray, init_state), state_sharding)
+    state = ckpt.restore_or_init(init_state)
     start_step = int(state.step)
     if start_step:
         log.info('resumed from step %d', start_step)
@@ -268,6 +281,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> state_lib.GANState:
                 f.write(json.dumps(record) + '\n')
 
     def sample_fn_for(state_now):
+        # Every process samples its own local copy (the same numbers), so a
+        # figure on process 0 needs no collective with the others.
+        state_now = parallel.local_copy(state_now)
+
         def sample_fn(num: int, seed: int) -> np.ndarray:
             z = sampling.latents(seed, num, config.model.z_dim)
             return sampling.sample(G, state_now.ema_params, state_now.g_state, z,
@@ -296,6 +313,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> state_lib.GANState:
     def save_samples(state_now, step: int) -> None:
         if not is_main:
             return
+        state_now = parallel.local_copy(state_now)
         samples = sampling.sample(G, state_now.ema_params, state_now.g_state, fixed_z,
                                   sampling.class_labels(G, fixed_z.shape[0]))
         path = os.path.join(workdir, 'samples', f'step_{step:07d}.png')

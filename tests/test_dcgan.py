@@ -59,11 +59,12 @@ def test_dcgan_shapes(size, channels):
 
 def test_dcgan32_parameter_counts():
     # The DCGAN-32 of the benchmarks: G dense 128 -> 4x4x256, transposed convs
-    # 256 -> 128 -> 64 -> 3 (4x4), BN after the dense and the first two;
+    # 256 -> 128 -> 64 -> 3 (4x4), BN after the dense and the first two (which
+    # therefore have no bias, as in DCGAN's reference code);
     # D convs 3 -> 64 -> 128 -> 256 (4x4), dense 4*4*256 -> 1.
     G = dcgan.Generator(out_shape=(32, 32, 3), base_channels=64)
     g = G.init(jax.random.PRNGKey(0), jnp.ones((2, 128)), train=False)['params']
-    expected_g = (128 * 4096 + 4096) + (16 * 256 * 128 + 128) + (16 * 128 * 64 + 64) + (
+    expected_g = 128 * 4096 + 16 * 256 * 128 + 16 * 128 * 64 + (
         16 * 64 * 3 + 3) + 2 * (256 + 128 + 64)
     assert count(g) == expected_g
     D = dcgan.Discriminator(base_channels=64)

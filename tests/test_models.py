@@ -20,8 +20,9 @@ def test_pacgan_toy_networks_shapes_and_parameter_counts():
     g_vars = G.init(jax.random.PRNGKey(0), z, train=False)
     x, _ = G.apply(g_vars, z, train=True, mutable=['batch_stats'])
     assert x.shape == (10, 2)
-    # G: 2->400, 3 x 400->400, 400->2 dense layers plus 4 BN (scale, bias).
-    assert count(g_vars['params']) == (2 * 400 + 400) + 3 * (400 * 400 + 400) + (
+    # G: 2->400, 3 x 400->400 dense layers (no bias: BN follows), 400->2
+    # dense, plus 4 BN (scale, bias).
+    assert count(g_vars['params']) == 2 * 400 + 3 * 400 * 400 + (
         400 * 2 + 2) + 4 * 2 * 400
     d_vars = D.init(jax.random.PRNGKey(1), x, train=False)
     assert D.apply(d_vars, x, train=True).shape == (10,)

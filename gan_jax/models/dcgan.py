@@ -42,12 +42,15 @@ class Generator(nn.Module):
         h_out, _, c_out = self.out_shape
         start, n = _stages(h_out)
         channels = self.base_channels * 2 ** (n - 1)
-        h = nn.Dense(start * start * channels)(z).reshape(-1, start, start, channels)
+        # No bias in front of a BatchNorm (as DCGAN's reference code): its mean
+        # subtraction cancels a bias, whose gradient is then pure rounding noise.
+        h = nn.Dense(start * start * channels, use_bias=False)(z).reshape(
+            -1, start, start, channels)
         h = nn.relu(nn.BatchNorm(use_running_average=not train,
                                  momentum=self.bn_momentum)(h))
         for i in range(n - 1):
             channels //= 2
-            h = UpConv(channels, subpixel=self.subpixel)(h)
+            h = UpConv(channels, subpixel=self.subpixel, use_bias=False)(h)
             h = nn.relu(nn.BatchNorm(use_running_average=not train,
                                      momentum=self.bn_momentum)(h))
         h = UpConv(c_out, subpixel=self.subpixel)(h)
@@ -84,9 +87,10 @@ class Discriminator(nn.Module):
 
         h = x
         for i in range(self.num_layers or _stages(x.shape[1])[1]):
+            bn_follows = i > 0 and self.norm == 'batch'
             h = layer(nn.Conv(self.base_channels * 2 ** i, (4, 4), strides=(2, 2),
-                              padding='SAME'), h)
-            if i > 0 and self.norm == 'batch':
+                              padding='SAME', use_bias=not bn_follows), h)
+            if bn_follows:
                 h = nn.BatchNorm(use_running_average=not train, momentum=0.9)(h)
             h = nn.leaky_relu(h, 0.2)
         h = h.reshape(h.shape[0], -1)

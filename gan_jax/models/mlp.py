@@ -23,7 +23,9 @@ class Generator(nn.Module):
         del labels  # unconditional
         h = z
         for width in self.hidden:
-            h = nn.Dense(width)(h)
+            # No bias in front of BatchNorm: it would be cancelled, and its
+            # gradient is rounding noise that Adam turns into full-size steps.
+            h = nn.Dense(width, use_bias=not self.batch_norm)(h)
             if self.batch_norm:
                 h = nn.BatchNorm(use_running_average=not train,
                                  momentum=self.bn_momentum)(h)
