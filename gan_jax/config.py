@@ -94,6 +94,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.parallel = ml_collections.ConfigDict(dict(
         num_devices=0,            # devices on the 'data' mesh axis; 0 = all
     ))
+    c.unroll_steps = 0      # unrolled GAN: G's loss looks k D updates ahead
     c.best_metric = ''      # e.g. 'fid/fid': also keep the best checkpoint by it
     c.best_mode = 'min'     # 'min' or 'max': which direction of best_metric wins
     c.nan_policy = 'stop'   # 'stop': end the run; 'skip': drop the update
@@ -207,6 +208,8 @@ def validate(config: ml_collections.ConfigDict, *, device_count: int = 1) -> Non
          f'ema.decay must lie in [0, 1), got {config.ema.decay}')
     for key in ('gp_weight', 'r1_gamma', 'r2_gamma'):
         need(config.reg[key] >= 0, f'reg.{key} must be >= 0, got {config.reg[key]}')
+    need(config.unroll_steps >= 0,
+         f'unroll_steps must be >= 0, got {config.unroll_steps}')
     need(config.best_mode in ('min', 'max'),
          f"best_mode must be 'min' or 'max', got {config.best_mode!r}")
     need(not config.best_metric or config.best_metric.split('/')[0] in config.evals,

@@ -343,6 +343,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> state_lib.GANState:
     bar = tqdm(total=config.num_steps, initial=start_step, unit='step',
                disable=not (config.progress and is_main), dynamic_ncols=True)
     window_start, window_steps = time.perf_counter(), 0
+    loop_start = window_start
     stop = _StopRequests()
     try:
         with stop.installed():
@@ -354,6 +355,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> state_lib.GANState:
                     values = _scalars(jax.device_get(step_metrics))
                     now = time.perf_counter()
                     values['perf/steps_per_sec'] = window_steps / (now - window_start)
+                    # Seconds since this process started its first step:
+                    # for plots against wall time and the loop benchmark.
+                    values['perf/wall_s'] = now - loop_start
                     window_start, window_steps = now, 0
                     write_jsonl(METRICS_FILE, {'step': step, **values})
                     if tb is not None:

@@ -3,7 +3,8 @@
 One training step (`train_step`) runs, in this order:
   1. `n_critic` discriminator updates (`d_step`), each on a fresh real batch
      and fresh latents, with the generator fixed;
-  2. one generator update (`g_step`) against the updated discriminator;
+  2. one generator update (`g_step`) against the updated discriminator (or,
+     for an unrolled GAN, against `unroll_steps` look-ahead updates of it);
   3. the EMA of the generator's parameters.
 Randomness comes from `fold_in(state.rng, state.step)`, so a run is a
 deterministic function of its config and seed.
@@ -45,6 +46,7 @@ class UpdateSpec:
     ema_start_step: int = 0
     skip_nonfinite: bool = False
     augment_policy: str = ''
+    unroll_steps: int = 0
 
 
 def make_optimizer(opt: ml_collections.ConfigDict, updates_per_step: int = 1
@@ -76,6 +78,7 @@ def make_spec(config: ml_collections.ConfigDict, G: nn.Module, D: nn.Module
         ema_start_step=config.ema.start_step,
         skip_nonfinite=config.nan_policy == 'skip',
         augment_policy=config.augment.policy,
+        unroll_steps=config.unroll_steps,
     )
 
 
@@ -146,11 +149,39 @@ def d_loss_fn(d_params: PyTree, d_state: Dict[str, PyTree], real: jax.Array,
     return total, {'d_state': new_d_state, 'metrics': metrics}
 
 
+def unrolled_d_params(g_params: PyTree, g_state: Dict[str, PyTree],
+                      d_params: PyTree, d_state: Dict[str, PyTree],
+                      d_opt_state: optax.OptState, real: jax.Array,
+                      labels: Optional[jax.Array], rng: PRNGKey, *,
+                      spec: UpdateSpec) -> PyTree:
+    """D's parameters after spec.unroll_steps look-ahead updates (Metz et al.
+    2017), as a differentiable function of G's parameters.
+
+    Each look-ahead update is an ordinary D update (loss, penalties and
+    optimizer of d_step) on `real` [B, ...] and fresh fakes of G; gradients of
+    whatever is computed from the result flow back through all of them into
+    g_params. The real D is not changed: these parameters only shape G's loss.
+    """
+    params, opt_state = d_params, d_opt_state
+    for k in range(spec.unroll_steps):
+        z_rng, reg_rng = jax.random.split(jax.random.fold_in(rng, k))
+        z = sample_latents(z_rng, real.shape[0], spec.z_dim)
+        fake, _ = _apply(spec.G, g_params, g_state, z, labels, train=True)
+        grads, _ = jax.grad(d_loss_fn, has_aux=True)(params, d_state, real, fake,
+                                                     labels, reg_rng, spec=spec)
+        updates, opt_state = spec.d_tx.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+    return params
+
+
 def g_loss_fn(g_params: PyTree, g_state: Dict[str, PyTree], d_params: PyTree,
               d_state: Dict[str, PyTree], z: jax.Array,
-              labels: Optional[jax.Array], rng: PRNGKey, *, spec: UpdateSpec
-              ) -> Tuple[jax.Array, Dict[str, Any]]:
-    """Generator loss against a fixed discriminator.
+              labels: Optional[jax.Array], rng: PRNGKey, *, spec: UpdateSpec,
+              d_opt_state: Optional[optax.OptState] = None,
+              real: Optional[jax.Array] = None) -> Tuple[jax.Array, Dict[str, Any]]:
+    """Generator loss against a fixed discriminator, or, with
+    spec.unroll_steps = k > 0, against D after k look-ahead updates on `real`
+    (unrolled GAN; needs d_opt_state and real).
 
     D runs in training mode, but its state updates are dropped: only D steps
     move D's statistics.
@@ -158,6 +189,10 @@ def g_loss_fn(g_params: PyTree, g_state: Dict[str, PyTree], d_params: PyTree,
     Returns:
       (loss, {'g_state': updated G state, 'metrics': scalars}).
     """
+    if spec.unroll_steps:
+        rng, unroll_rng = jax.random.split(rng)
+        d_params = unrolled_d_params(g_params, g_state, d_params, d_state,
+                                     d_opt_state, real, labels, unroll_rng, spec=spec)
     fake, new_g_state = _apply(spec.G, g_params, g_state, z, labels, train=True)
     if spec.augment_policy:  # differentiable: G's gradient flows through it
         fake = augment.diff_augment(rng, fake, spec.augment_policy)
@@ -202,13 +237,16 @@ def d_step(state: GANState, real: jax.Array, labels: Optional[jax.Array],
 
 def g_step(state: GANState, labels: Optional[jax.Array], rng: PRNGKey, *,
            spec: UpdateSpec, batch_size: int,
-           hparams: Optional[Dict[str, jax.Array]] = None) -> Tuple[GANState, Metrics]:
-    """One generator update on fresh latents [batch_size, z_dim]."""
+           hparams: Optional[Dict[str, jax.Array]] = None,
+           real: Optional[jax.Array] = None) -> Tuple[GANState, Metrics]:
+    """One generator update on fresh latents [batch_size, z_dim]; `real`
+    [B, ...] feeds the look-ahead D updates of an unrolled GAN."""
     z_rng, aug_rng = jax.random.split(rng)
     z = sample_latents(z_rng, batch_size, spec.z_dim)
     grad_fn = jax.value_and_grad(g_loss_fn, has_aux=True)
     (_, aux), grads = grad_fn(state.g_params, state.g_state, state.d_params,
-                              state.d_state, z, labels, aug_rng, spec=spec)
+                              state.d_state, z, labels, aug_rng, spec=spec,
+                              d_opt_state=state.d_opt_state, real=real)
     updates, g_opt_state = spec.g_tx.update(grads, state.g_opt_state,
                                             state.g_params)
     updates = _scaled(updates, hparams, 'lr_g_scale')
@@ -265,7 +303,8 @@ def train_step(state: GANState, batch: Batch, *, spec: UpdateSpec,
     # Conditional generators draw their labels from the last real batch.
     g_labels = None if labels is None else labels[-1]
     new_state, g_metrics = g_step(new_state, g_labels, g_rng, spec=spec,
-                                  batch_size=batch_size, hparams=hparams)
+                                  batch_size=batch_size, hparams=hparams,
+                                  real=reals[-1] if spec.unroll_steps else None)
 
     beta = jnp.where(state.step < spec.ema_start_step, 0.0, spec.ema_decay)
     new_state = new_state.replace(

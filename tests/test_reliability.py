@@ -13,7 +13,7 @@ import pytest
 
 from experiments.configs import toy_ring
 from gan_jax import config as config_lib, loop
-from tests.helpers import override
+from helpers import override
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, 'experiments', 'train.py')
