@@ -1,0 +1,126 @@
+"""The figure scripts: scripts/figure_gan_1d.py, figure_losses.py and
+figure_samples.py, run in-process on small settings."""
+import os
+import sys
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from experiments.configs import toy_ring
+from gan_jax import loop
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, 'scripts'))
+
+import figure_gan_1d  # noqa: E402
+import figure_losses  # noqa: E402
+import figure_samples  # noqa: E402
+
+
+def assert_nontrivial_png(path, min_colors=50):
+    assert os.path.exists(path)
+    with Image.open(path) as im:
+        pixels = np.asarray(im.convert('RGB'))
+    assert min(pixels.shape[:2]) > 100
+    colors = np.unique(pixels.reshape(-1, 3), axis=0)
+    assert len(colors) >= min_colors, f'{path} has only {len(colors)} colors'
+
+
+@pytest.fixture(scope='module')
+def ring_workdir(tmp_path_factory):
+    """A finished 6-step toy_ring smoke run (narrow networks, as test_loop's tiny)."""
+    config = toy_ring.get_config('smoke')
+    config.model.g.hidden = (32, 32)
+    config.model.d.hidden = (32,)
+    config.batch_size = 20
+    config.progress = False
+    workdir = str(tmp_path_factory.mktemp('figures') / 'ring')
+    loop.run(config, workdir)
+    return workdir
+
+
+def test_gan_1d_figure_is_written(tmp_path):
+    out = str(tmp_path / 'gan_1d.png')
+    figure_gan_1d.main(['--out', out, '--steps', '300', '--seed', '1'])
+    assert_nontrivial_png(out)
+
+
+def test_gan_1d_training_is_deterministic_and_moves_g_towards_the_data():
+    a = figure_gan_1d.train(100, seed=3)
+    b = figure_gan_1d.train(100, seed=3)
+    assert sorted(a) == figure_gan_1d.snapshot_steps(100) == [0, 5, 20, 100]
+    for step in a:
+        for x, y in zip(jax.tree.leaves(a[step]), jax.tree.leaves(b[step])):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    g_start, g_end = a[0][0], a[100][0]
+    assert float(g_start['shift']) == 0.0
+    # G starts at N(0, 1) and the data sit at 4: the non-saturating loss moves it.
+    assert float(g_end['shift']) > 0.3
+
+
+def test_optimal_discriminator_matches_the_closed_form_for_two_gaussians():
+    m1, s1, m2, s2 = 4.0, 0.5, 2.5, 1.2
+    x = np.linspace(-1.0, 7.0, 401)
+    got = figure_gan_1d.optimal_discriminator(
+        figure_gan_1d.normal_pdf(x, m1, s1), figure_gan_1d.normal_pdf(x, m2, s2),
+        floor=0.0)
+    # p1 / (p1 + p2) = 1 / (1 + p2 / p1), the log-ratio written out.
+    log_ratio = (np.log(s1 / s2) - (x - m2) ** 2 / (2 * s2 ** 2)
+                 + (x - m1) ** 2 / (2 * s1 ** 2))
+    np.testing.assert_allclose(got, 1.0 / (1.0 + np.exp(log_ratio)), rtol=1e-12)
+    # Equal widths: D* = 1/2 exactly half way between the means.
+    pdf = figure_gan_1d.normal_pdf
+    half = figure_gan_1d.optimal_discriminator(pdf(3.0, 2.0, 1.0), pdf(3.0, 4.0, 1.0))
+    assert half == pytest.approx(0.5, abs=1e-15)
+    # Far from both densities the ratio is undefined and left out.
+    assert np.isnan(figure_gan_1d.optimal_discriminator(
+        figure_gan_1d.normal_pdf(40.0, m1, s1), figure_gan_1d.normal_pdf(40.0, m2, s2)))
+
+
+def test_generator_gradients_vanish_for_minimax_when_d_rejects_fakes():
+    d = np.array([1e-4, 0.1, 0.5, 0.9])
+    grads = figure_gan_1d.loss_gradients(d)
+    np.testing.assert_allclose(grads['minimax'], d, rtol=1e-5)
+    np.testing.assert_allclose(grads['non_saturating'], 1.0 - d, rtol=1e-5)
+
+
+def test_losses_figure_of_a_workdir(ring_workdir, tmp_path):
+    out = str(tmp_path / 'losses.png')
+    figure_losses.main(['--workdirs', ring_workdir, '--labels', 'tiny',
+                        '--metrics', 'loss/d,loss/g,eval/modes/modes', '--out', out])
+    assert_nontrivial_png(out)
+
+
+def test_losses_figure_errors_name_the_problem(ring_workdir, tmp_path):
+    out = str(tmp_path / 'losses.png')
+    with pytest.raises(SystemExit) as e:
+        figure_losses.main(['--workdirs', ring_workdir, '--metrics', 'loss/d,loss/q',
+                            '--out', out])
+    message = str(e.value.code)
+    assert message.startswith("error: unknown metric 'loss/q'; available metrics: ")
+    for name in ('loss/d', 'loss/g', 'grad_norm/d', 'eval/modes/modes'):
+        assert name in message
+    assert '\n' not in message and 'step' not in message.split(': ', 2)[-1].split(', ')
+    missing = str(tmp_path / 'nowhere')
+    with pytest.raises(SystemExit, match=f'error: workdir {missing} does not exist'):
+        figure_losses.main(['--workdirs', missing, '--out', out])
+    assert not os.path.exists(out)
+
+
+def test_mean_and_standard_error_over_members():
+    steps, mean, sem = figure_losses.mean_and_sem(
+        [{1: 1.0, 2: 2.0}, {1: 3.0, 2: float('nan')}, {1: 5.0}])
+    np.testing.assert_array_equal(steps, [1, 2])
+    np.testing.assert_allclose(mean, [3.0, 2.0])
+    np.testing.assert_allclose(sem, [2.0 / np.sqrt(3.0), 0.0])
+
+
+def test_samples_figure_of_a_2d_run(ring_workdir, tmp_path):
+    out = str(tmp_path / 'samples.png')
+    figure_samples.main(['--workdir', ring_workdir, '--out', out])
+    assert_nontrivial_png(out, min_colors=10)
+    assert not os.path.exists(str(tmp_path / 'samples_interp.png'))  # points: none
+    with pytest.raises(SystemExit, match='--member needs a sweep workdir'):
+        figure_samples.main(['--workdir', ring_workdir, '--member', '0', '--out', out])
