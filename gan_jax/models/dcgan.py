@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.models.layers import UpConv, pack_samples
+from gan_jax.models.layers import Conv, UpConv, pack_samples
 
 
 def _stages(size: int) -> Tuple[int, int]:
@@ -88,7 +88,7 @@ class Discriminator(nn.Module):
         h = x
         for i in range(self.num_layers or _stages(x.shape[1])[1]):
             bn_follows = i > 0 and self.norm == 'batch'
-            h = layer(nn.Conv(self.base_channels * 2 ** i, (4, 4), strides=(2, 2),
+            h = layer(Conv(self.base_channels * 2 ** i, (4, 4), strides=(2, 2),
                               padding='SAME', use_bias=not bn_follows), h)
             if bn_follows:
                 h = nn.BatchNorm(use_running_average=not train, momentum=0.9)(h)

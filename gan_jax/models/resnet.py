@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.models.layers import ConditionalBatchNorm, SelfAttention, maybe_sn
+from gan_jax.models.layers import Conv, ConditionalBatchNorm, SelfAttention, maybe_sn
 
 # (generator channels per up-block, discriminator channels per block,
 #  discriminator downsampling per block) by resolution.
@@ -26,8 +26,9 @@ ARCHS = {
 
 
 def _upsample(x):
-    b, h, w, c = x.shape
-    return jax.image.resize(x, (b, 2 * h, 2 * w, c), method='nearest')
+    """Nearest-neighbour 2x upsampling [B, H, W, C] -> [B, 2H, 2W, C]; as
+    repeats rather than jax.image.resize, whose gradient is ~6x slower on CPU."""
+    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
 
 
 def _downsample(x):
@@ -42,10 +43,10 @@ class GBlock(nn.Module):
     @nn.compact
     def __call__(self, x, labels, *, train: bool):
         h = nn.relu(ConditionalBatchNorm(self.num_classes)(x, labels, train=train))
-        h = nn.Conv(self.features, (3, 3))(_upsample(h))
+        h = Conv(self.features, (3, 3))(_upsample(h))
         h = nn.relu(ConditionalBatchNorm(self.num_classes)(h, labels, train=train))
-        h = nn.Conv(self.features, (3, 3))(h)
-        return h + nn.Conv(self.features, (1, 1))(_upsample(x))
+        h = Conv(self.features, (3, 3))(h)
+        return h + Conv(self.features, (1, 1))(_upsample(x))
 
 
 class DBlock(nn.Module):
@@ -60,15 +61,15 @@ class DBlock(nn.Module):
     def __call__(self, x, *, train: bool):
         sn = lambda m: maybe_sn(m, self.spectral)  # noqa: E731
         h = x if self.first else nn.relu(x)
-        h = sn(nn.Conv(self.features, (3, 3)))(h, train=train)
-        h = sn(nn.Conv(self.features, (3, 3)))(nn.relu(h), train=train)
+        h = sn(Conv(self.features, (3, 3)))(h, train=train)
+        h = sn(Conv(self.features, (3, 3)))(nn.relu(h), train=train)
         if self.downsample:
             h = _downsample(h)
         shortcut = x
         if self.first:
-            shortcut = sn(nn.Conv(self.features, (1, 1)))(_downsample(x), train=train)
+            shortcut = sn(Conv(self.features, (1, 1)))(_downsample(x), train=train)
         elif self.downsample or x.shape[-1] != self.features:
-            shortcut = sn(nn.Conv(self.features, (1, 1)))(x, train=train)
+            shortcut = sn(Conv(self.features, (1, 1)))(x, train=train)
             if self.downsample:
                 shortcut = _downsample(shortcut)
         return h + shortcut
@@ -95,7 +96,7 @@ class Generator(nn.Module):
             if h.shape[1] == self.attention_resolution:
                 h = SelfAttention()(h, train=train)
         h = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(h))
-        return jnp.tanh(nn.Conv(c_out, (3, 3))(h))
+        return jnp.tanh(Conv(c_out, (3, 3))(h))
 
 
 class Discriminator(nn.Module):

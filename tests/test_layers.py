@@ -1,0 +1,71 @@
+"""layers.Conv (per-tap matmul kernel gradient) equals nn.Conv in value and
+gradients, keeps its parameter names, and works under spectral norm; the
+ResNet upsampling equals jax.image.resize."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_jax.models import layers, resnet
+
+
+def relative_error(a, b):
+    return float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
+
+
+@pytest.mark.parametrize('kernel_size,strides,padding,use_bias', [
+    ((3, 3), (1, 1), 'SAME', True),
+    ((4, 4), (2, 2), 'SAME', False),
+    ((1, 1), (1, 1), 'SAME', True),
+    ((3, 3), (1, 1), ((1, 1), (1, 1)), True),
+    ((3, 3), (2, 2), 'VALID', True),
+])
+def test_conv_equals_flax_conv_in_value_and_gradients(kernel_size, strides, padding,
+                                                      use_bias):
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, 9, 9, 64))
+    assert layers.tap_gradients_enabled((1, 1, 64, 128))  # the tests run on CPU
+    ours = layers.Conv(128, kernel_size, strides, padding, use_bias)
+    reference = nn.Conv(128, kernel_size, strides, padding, use_bias=use_bias)
+    variables = ours.init(jax.random.PRNGKey(1), x)
+    assert jax.tree.structure(variables) == jax.tree.structure(
+        reference.init(jax.random.PRNGKey(1), x))
+    if use_bias:  # a non-zero bias, so its gradient path is exercised too
+        variables['params']['bias'] = jnp.linspace(-1, 1, 128)
+    target = jax.random.normal(jax.random.PRNGKey(2),
+                               reference.apply(variables, x).shape)
+
+    def loss(module):
+        return lambda v, x_: jnp.sum(jnp.sin(module.apply(v, x_)) * target)
+
+    np.testing.assert_allclose(ours.apply(variables, x), reference.apply(variables, x),
+                               rtol=1e-5, atol=1e-6)
+    ours_grads = jax.grad(loss(ours), argnums=(0, 1))(variables, x)
+    reference_grads = jax.grad(loss(reference), argnums=(0, 1))(variables, x)
+    for a, b in zip(jax.tree.leaves(ours_grads), jax.tree.leaves(reference_grads)):
+        assert relative_error(a, b) <= 1e-5
+
+
+def test_conv_keeps_flax_names_and_works_under_spectral_norm():
+    class Net(nn.Module):
+        conv: type
+
+        @nn.compact
+        def __call__(self, x, train):
+            x = nn.SpectralNorm(self.conv(4, (3, 3)))(x, update_stats=train)
+            return self.conv(2, (1, 1))(x)
+
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 6, 6, 3))
+    ours, reference = Net(layers.Conv), Net(nn.Conv)
+    variables = ours.init(jax.random.PRNGKey(1), x, False)
+    assert jax.tree_util.tree_structure(variables) == jax.tree_util.tree_structure(
+        reference.init(jax.random.PRNGKey(1), x, False))
+    out, _ = ours.apply(variables, x, True, mutable=['batch_stats'])
+    ref, _ = reference.apply(variables, x, True, mutable=['batch_stats'])
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_resnet_upsampling_is_nearest_neighbour_resize():
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 4, 5, 3))
+    np.testing.assert_array_equal(
+        resnet._upsample(x), jax.image.resize(x, (2, 8, 10, 3), method='nearest'))
