@@ -241,8 +241,9 @@ def validate(config: ml_collections.ConfigDict, *, device_count: int = 1) -> Non
 def changed_keys(saved: Dict[str, Any], config: ml_collections.ConfigDict) -> List[str]:
     """Keys whose value differs between a saved config.json and `config`,
     ignoring those in RESUMABLE_KEYS."""
-    saved = {k: v for k, v in saved.items() if k != RUNTIME_KEY}
-    old, new = flatten(saved), flatten(config.to_dict())
+    # Keys added to the schema after the run was saved take their defaults,
+    # which is what the saved run computed with.
+    old, new = flatten(from_json_dict(saved).to_dict()), flatten(config.to_dict())
 
     def resumable(name: str) -> bool:
         return any(name == k or name.startswith(k + '.') for k in RESUMABLE_KEYS)

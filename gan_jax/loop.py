@@ -287,8 +287,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> state_lib.GANState:
 
         def sample_fn(num: int, seed: int) -> np.ndarray:
             z = sampling.latents(seed, num, config.model.z_dim)
+            # Split over the training mesh (one process; several
+            # processes each sample their local copy).
             return sampling.sample(G, state_now.ema_params, state_now.g_state, z,
-                                   sampling.class_labels(G, num))
+                                   sampling.class_labels(G, num), mesh=mesh)
         return sample_fn
 
     best = _BestCheckpoint(workdir, config) if config.best_metric else None

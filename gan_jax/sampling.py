@@ -24,7 +24,8 @@ def class_labels(G: nn.Module, num: int) -> Optional[jax.Array]:
 
 def sample(G: nn.Module, params: PyTree, g_state: Dict[str, PyTree],
            z: jax.Array, labels: Optional[jax.Array] = None, *,
-           batch_size: int = 1000) -> np.ndarray:
+           batch_size: int = 1000, mesh: Optional[jax.sharding.Mesh] = None
+           ) -> np.ndarray:
     """Runs G in inference mode (batch norm uses its running statistics).
 
     Args:
@@ -34,15 +35,27 @@ def sample(G: nn.Module, params: PyTree, g_state: Dict[str, PyTree],
       z: [N, z_dim] latents.
       labels: optional [N] int32.
       batch_size: latents per call, to bound memory.
+      mesh: a one-process mesh with a 'data' axis: each chunk's latents are
+        split over its devices (chunks whose size the device count does not
+        divide run on one device). None: the default device.
     Returns:
       np.ndarray float32 [N, *out_shape]: images in [-1, 1] or 2-D points.
     """
     apply = jax.jit(lambda v, z_, y_: G.apply(v, z_, y_, train=False))
     variables = {'params': params, **g_state}
+    split = None
+    if mesh is not None and mesh.size > 1 and jax.process_count() == 1:
+        from gan_jax import parallel
+        split = parallel.rows_sharding(mesh)
+        variables = jax.device_put(variables, parallel.replicated(mesh))
     chunks = []
     for start in range(0, z.shape[0], batch_size):
+        z_chunk = z[start:start + batch_size]
         y = None if labels is None else labels[start:start + batch_size]
-        chunks.append(np.asarray(apply(variables, z[start:start + batch_size], y)))
+        if split is not None and z_chunk.shape[0] % mesh.size == 0:
+            z_chunk = jax.device_put(z_chunk, split)
+            y = None if y is None else jax.device_put(y, split)
+        chunks.append(np.asarray(apply(variables, z_chunk, y)))
     return np.concatenate(chunks).astype(np.float32)
 
 

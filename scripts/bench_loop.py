@@ -83,7 +83,7 @@ def main():
         rows.append({'config': name, 'batch': config.batch_size,
                      'bare_ms': round(bare * 1e3, 2), 'loop_ms': round(looped * 1e3, 2),
                      'overhead_pct': round(100 * (looped / bare - 1), 1)})
-    print(f'| config | batch | bare step ms | loop ms/step | overhead |')
+    print('| config | batch | bare step ms | loop ms/step | overhead |')
     print('|---|---|---|---|---|')
     for r in rows:
         print(f'| {r["config"]} | {r["batch"]} | {r["bare_ms"]} | {r["loop_ms"]} | '

@@ -1,6 +1,7 @@
 """Every experiment config validates and runs 3 update steps with finite
 losses (TFDS datasets mocked)."""
 import glob
+import json
 import importlib
 import os
 
@@ -44,3 +45,13 @@ def test_config_runs_three_steps(name, tmp_path):
     assert int(state.stats['nonfinite_steps']) == 0
     if full.data.labels:
         assert G.num_classes == D.num_classes == 10
+
+
+def test_keys_added_to_the_schema_later_do_not_block_a_resume():
+    config = config_lib.default_config()
+    saved = json.loads(config.to_json_best_effort())
+    del saved['unroll_steps']  # a run saved before this key existed
+    saved['_runtime'] = {'devices': 1}
+    assert config_lib.changed_keys(saved, config) == []
+    config.unroll_steps = 2
+    assert config_lib.changed_keys(saved, config) == ['unroll_steps']

@@ -37,7 +37,7 @@ def test_eight_devices_equal_one_and_checkpoints_cross():
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     for name in ('mlp', 'dcgan_bn'):
-        for case in ('8_vs_1', '8_then_1', '1_then_8'):
+        for case in ('8_vs_1', '8_then_1', '1_then_8', 'sampling_8_vs_1'):
             assert result[f'{name}/{case}'] <= TOLERANCE, (name, case, result)
     assert result['mlp/runtime'] == {'devices': 8, 'platform': 'cpu', 'processes': 1,
                                      'per_device_batch': 4}

@@ -67,6 +67,14 @@ def main():
         run(config, f'{tmp}/{name}_1to8', 1, n // 2)
         out[f'{name}/1_then_8'] = max_relative_difference(
             run(config, f'{tmp}/{name}_1to8', 8, n), one)
+        # Sampling split over the 8-device mesh equals sampling on one device.
+        from gan_jax import parallel, sampling
+        _, _, G, _, _ = loop.build(config)
+        z = sampling.latents(0, 64, config.model.z_dim)
+        out[f'{name}/sampling_8_vs_1'] = max_relative_difference(
+            sampling.sample(G, eight.ema_params, eight.g_state, z,
+                            mesh=parallel.make_mesh()),
+            sampling.sample(G, eight.ema_params, eight.g_state, z))
         saved = json.load(open(f'{tmp}/{name}_8/config.json'))
         out[f'{name}/runtime'] = saved['_runtime']
     print(json.dumps(out))
