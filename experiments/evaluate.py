@@ -113,11 +113,7 @@ def main(workdir):
     else:
         num = FLAGS.num_samples
         params = state.g_params if FLAGS.raw else state.ema_params
-
-        def sample_fn(n, seed):
-            z = sampling.latents(seed, n, config.model.z_dim)
-            return sampling.sample(G, params, state.g_state, z,
-                                   sampling.class_labels(G, n))
+        sample_fn = sampling.sample_fn(G, params, state.g_state, config.model.z_dim)
 
     feature_args = dict(features=features, num_samples=num, split=FLAGS.split,
                         seed=FLAGS.seed)

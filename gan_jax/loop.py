@@ -224,7 +224,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> state_lib.GANState:
     except ValueError as e:
         raise config_lib.ConfigError(str(e)) from None
     # Loads (and caches) the training split: a missing dataset fails here.
-    next(data.host_batches(config))
+    data.check_available(config)
     _check_workdir(config, workdir)
     runtime = {'devices': mesh.size, 'platform': jax.devices()[0].platform,
                'processes': jax.process_count(),
@@ -285,13 +285,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> state_lib.GANState:
         # figure on process 0 needs no collective with the others.
         state_now = parallel.local_copy(state_now)
 
-        def sample_fn(num: int, seed: int) -> np.ndarray:
-            z = sampling.latents(seed, num, config.model.z_dim)
-            # Split over the training mesh (one process; several
-            # processes each sample their local copy).
-            return sampling.sample(G, state_now.ema_params, state_now.g_state, z,
-                                   sampling.class_labels(G, num), mesh=mesh)
-        return sample_fn
+        # Split over the training mesh (one process; several processes each
+        # sample their local copy).
+        return sampling.sample_fn(G, state_now.ema_params, state_now.g_state,
+                                  config.model.z_dim, mesh=mesh)
 
     best = _BestCheckpoint(workdir, config) if config.best_metric else None
 

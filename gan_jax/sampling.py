@@ -59,6 +59,21 @@ def sample(G: nn.Module, params: PyTree, g_state: Dict[str, PyTree],
     return np.concatenate(chunks).astype(np.float32)
 
 
+def sample_fn(G: nn.Module, params: PyTree, g_state: Dict[str, PyTree], z_dim: int,
+              *, mesh: Optional[jax.sharding.Mesh] = None):
+    """The generator as `fn(num, seed) -> np.ndarray [num, *out_shape]`.
+
+    The form evaluators take (`gan_jax.metrics`): `num` standard normal
+    latents drawn from `seed` (`latents`), class labels cycling 0..K-1 for a
+    conditional generator (`class_labels`), then `sample` in inference mode.
+    Outputs are images in [-1, 1] or 2-D points, float32. `mesh` as in `sample`.
+    """
+    def fn(num: int, seed: int) -> np.ndarray:
+        return sample(G, params, g_state, latents(seed, num, z_dim),
+                      class_labels(G, num), mesh=mesh)
+    return fn
+
+
 def save_scatter(points: np.ndarray, path: str, *, centers: Optional[np.ndarray] = None,
                  title: str = '') -> None:
     """Writes a PNG scatter plot of 2-D points [N, 2] over the mixture centers."""

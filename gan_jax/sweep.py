@@ -298,7 +298,7 @@ def run(config: ml_collections.ConfigDict, sweep: Sweep, workdir: str) -> GANSta
         evaluators = metrics.from_config(config.evals, info, config)
     except ValueError as e:
         raise config_lib.ConfigError(str(e)) from None
-    next(data.host_batches(config))  # a missing dataset fails before any write
+    data.check_available(config)  # a missing dataset fails before any write
     loop._check_workdir(config, workdir)
     _check_sweep_file(workdir, sweep)
     with open(os.path.join(workdir, 'config.json'), 'w') as f:
@@ -339,11 +339,8 @@ def run(config: ml_collections.ConfigDict, sweep: Sweep, workdir: str) -> GANSta
         records = []
         for i in range(sweep.num_members):
             member = member_of(stacked, i)
-
-            def sample_fn(num, seed, member=member):
-                z = sampling.latents(seed, num, config.model.z_dim)
-                return sampling.sample(G, member.ema_params, member.g_state, z,
-                                       sampling.class_labels(G, num))
+            sample_fn = sampling.sample_fn(G, member.ema_params, member.g_state,
+                                           config.model.z_dim)
             record = {'step': step, 'member': i, 'seed': config.seed + i}
             for name, evaluator in evaluators.items():
                 for key, value in evaluator.run(sample_fn):
@@ -393,3 +390,23 @@ def run(config: ml_collections.ConfigDict, sweep: Sweep, workdir: str) -> GANSta
             f.write(table)
         log.info('summary (mean ± standard error over members):\n%s', table)
     return final
+
+
+def run_trials(config: ml_collections.ConfigDict, trials: int, workdir: str
+               ) -> Tuple[Dict[str, Any], float]:
+    """Trains `trials` seeds (config.seed + i) of `config` as one sweep in
+    `workdir` (resuming it if present) and returns (its summary row, wall
+    seconds): the row maps each final evaluation metric to {'mean', 'sem',
+    'excluded'} over the trials, as `summarize`."""
+    start = time.perf_counter()
+    run(config, Sweep.build(seeds=trials), workdir)
+    seconds = time.perf_counter() - start
+    with open(os.path.join(workdir, SUMMARY_FILE)) as f:
+        return json.load(f)['rows'][0], seconds
+
+
+def check_names(names: Sequence[str], valid: Sequence[str], what: str) -> None:
+    """Raises ValueError naming any of `names` not in `valid` (script flags)."""
+    for name in names:
+        if name not in valid:
+            raise ValueError(f'unknown {what} {name!r}; valid: {", ".join(valid)}')

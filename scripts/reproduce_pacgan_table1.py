@@ -18,10 +18,8 @@ scored on 2,500 samples: modes captured, share of high-quality samples (within
 paper's) and WORKDIR_ROOT/samples.png (member 0 of every run). Runs resume.
 """
 import argparse
-import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -77,23 +75,18 @@ def main(argv=None):
     from gan_jax import sweep as sweep_lib
     datasets = args.datasets.split(',')
     methods = args.methods.split(',')
-    for name in methods:
-        if name not in PACK:
-            raise SystemExit(f'unknown method {name!r}; valid: {", ".join(PACK)}')
-    for name in datasets:
-        if name not in ('ring', 'grid'):
-            raise SystemExit(f'unknown dataset {name!r}; valid: ring, grid')
+    try:
+        sweep_lib.check_names(methods, list(PACK), 'method')
+        sweep_lib.check_names(datasets, ['ring', 'grid'], 'dataset')
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
     os.makedirs(args.workdir_root, exist_ok=True)
-    sweep = sweep_lib.Sweep.build(seeds=args.trials)
     rows, times = [], {}
     for dataset in datasets:
         for method in methods:
-            workdir = os.path.join(args.workdir_root, f'{dataset}_{method}')
-            start = time.perf_counter()
-            sweep_lib.run(protocol_config(dataset, method, args.budget), sweep, workdir)
-            times[(dataset, method)] = time.perf_counter() - start
-            with open(os.path.join(workdir, sweep_lib.SUMMARY_FILE)) as f:
-                summary = json.load(f)['rows'][0]
+            summary, times[(dataset, method)] = sweep_lib.run_trials(
+                protocol_config(dataset, method, args.budget), args.trials,
+                os.path.join(args.workdir_root, f'{dataset}_{method}'))
             rows.append((dataset, method, summary))
     budget_note = ('the paper\'s 400,000 steps' if args.budget == PAPER_STEPS else
                    f'**shortened budget: {args.budget:,} steps per trial** (the paper '

@@ -18,10 +18,8 @@ over trials (member i has seed i). Writes WORKDIR_ROOT/table.md beside the
 paper's numbers. Runs resume.
 """
 import argparse
-import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -68,11 +66,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from gan_jax import sweep as sweep_lib
     methods = args.methods.split(',')
-    for name in methods:
-        if name not in PACK:
-            raise SystemExit(f'unknown method {name!r}; valid: {", ".join(PACK)}')
+    try:
+        sweep_lib.check_names(methods, list(PACK), 'method')
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
     os.makedirs(args.workdir_root, exist_ok=True)
-    sweep = sweep_lib.Sweep.build(seeds=args.trials)
     lines = [f'{args.trials} trials per row, '
              + (f'{args.budget:,} steps' if args.budget == FULL_STEPS else
                 f'**CPU budget: {args.budget:,} steps per trial**')
@@ -81,13 +79,10 @@ def main(argv=None):
              '| method | modes (ours) | modes (paper) | KL (ours) | KL (paper) | '
              'wall time |', '|---|---|---|---|---|---|']
     for method in methods:
-        workdir = os.path.join(args.workdir_root, method)
-        start = time.perf_counter()
-        sweep_lib.run(protocol_config(method, args.budget, args.width, args.source),
-                      sweep, workdir)
-        minutes = (time.perf_counter() - start) / 60
-        with open(os.path.join(workdir, sweep_lib.SUMMARY_FILE)) as f:
-            row = json.load(f)['rows'][0]
+        row, seconds = sweep_lib.run_trials(
+            protocol_config(method, args.budget, args.width, args.source),
+            args.trials, os.path.join(args.workdir_root, method))
+        minutes = seconds / 60
         modes, kl = row['eval/stacked_modes/modes'], row['eval/stacked_modes/kl']
         lines.append(f'| {method} | {modes["mean"]:.1f} ± {modes["sem"]:.2g} | '
                      f'{PAPER[method][0]} | {kl["mean"]:.2f} ± {kl["sem"]:.2g} | '

@@ -63,6 +63,18 @@ def get_info(config: ml_collections.ConfigDict) -> DataInfo:
     raise ValueError(f'unknown dataset {name!r}; valid datasets: {", ".join(names())}')
 
 
+def check_available(config: ml_collections.ConfigDict) -> None:
+    """Loads (and caches in memory) the training split of an image dataset, so
+    that a missing dataset fails with its instructions before a run writes
+    anything; the point mixtures are generated and always available."""
+    get_info(config)  # validates the name
+    if config.dataset not in POINT_DATASETS:
+        from gan_jax.data import images
+        source = (config.data.stacked_source if config.dataset == 'stacked_mnist'
+                  else config.dataset)
+        images.load_split(config.data, source)
+
+
 def host_batches(config: ml_collections.ConfigDict, *, start_step: int = 0,
                  process_index: int = 0, process_count: int = 1
                  ) -> Iterator[Dict[str, np.ndarray]]:
