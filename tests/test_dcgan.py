@@ -14,14 +14,15 @@ def count(tree):
     return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
 
 
+@pytest.mark.parametrize('impl', ['adjoint', 'subpixel'])
 @pytest.mark.parametrize('shape', [(5, 7, 3), (4, 4, 8), (1, 1, 2)])
-def test_subpixel_upconv_equals_conv_transpose_forward_and_gradients(shape):
+def test_upconv_equals_conv_transpose_forward_and_gradients(shape, impl):
     x = jax.random.normal(jax.random.PRNGKey(0), (2,) + shape)
     reference = nn.ConvTranspose(6, (4, 4), strides=(2, 2), padding='SAME')
     params = reference.init(jax.random.PRNGKey(1), x)['params']
     params = jax.tree.map(lambda p: p + 0.1 * jax.random.normal(
         jax.random.PRNGKey(2), p.shape), params)  # non-zero bias too
-    ours = UpConv(6)
+    ours = UpConv(6, impl=impl)
     ours_params = {'ConvTranspose_0': params}
     assert jax.tree.structure(ours.init(jax.random.PRNGKey(1), x)['params']) == \
         jax.tree.structure(ours_params)
@@ -73,10 +74,11 @@ def test_dcgan32_parameter_counts():
         16 * 128 * 256 + 256) + (4096 + 1)
 
 
-def test_subpixel_flag_changes_nothing_but_the_algorithm():
+@pytest.mark.parametrize('impl', ['subpixel', 'conv_transpose'])
+def test_upconv_impl_changes_nothing_but_the_algorithm(impl):
     z = jax.random.normal(jax.random.PRNGKey(0), (4, 32))
     fast = dcgan.Generator(out_shape=(32, 32, 3), base_channels=8)
-    slow = dcgan.Generator(out_shape=(32, 32, 3), base_channels=8, subpixel=False)
+    slow = dcgan.Generator(out_shape=(32, 32, 3), base_channels=8, upconv_impl=impl)
     variables = fast.init(jax.random.PRNGKey(1), z, train=False)
     np.testing.assert_allclose(fast.apply(variables, z, train=False),
                                slow.apply(variables, z, train=False), atol=1e-5)

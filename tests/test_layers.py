@@ -1,6 +1,7 @@
-"""layers.Conv (per-tap matmul kernel gradient) equals nn.Conv in value and
-gradients, keeps its parameter names, and works under spectral norm; the
-ResNet upsampling equals jax.image.resize."""
+"""layers.Conv (per-tap matmul kernel gradient; space-to-depth input gradient
+of 4x4 stride-2 convolutions) equals nn.Conv in value and gradients, keeps its
+parameter names, and works under spectral norm; the ResNet upsampling equals
+jax.image.resize."""
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -14,17 +15,21 @@ def relative_error(a, b):
     return float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
 
 
-@pytest.mark.parametrize('kernel_size,strides,padding,use_bias', [
-    ((3, 3), (1, 1), 'SAME', True),
-    ((4, 4), (2, 2), 'SAME', False),
-    ((1, 1), (1, 1), 'SAME', True),
-    ((3, 3), (1, 1), ((1, 1), (1, 1)), True),
-    ((3, 3), (2, 2), 'VALID', True),
+@pytest.mark.parametrize('kernel_size,strides,padding,use_bias,size,strided4x4', [
+    ((3, 3), (1, 1), 'SAME', True, 9, False),
+    ((4, 4), (2, 2), 'SAME', False, 9, False),
+    ((4, 4), (2, 2), 'SAME', True, 10, True),
+    ((4, 4), (2, 2), ((1, 1), (1, 1)), False, 8, True),
+    ((1, 1), (1, 1), 'SAME', True, 9, False),
+    ((3, 3), (1, 1), ((1, 1), (1, 1)), True, 9, False),
+    ((3, 3), (2, 2), 'VALID', True, 9, False),
 ])
 def test_conv_equals_flax_conv_in_value_and_gradients(kernel_size, strides, padding,
-                                                      use_bias):
-    x = jax.random.normal(jax.random.PRNGKey(0), (3, 9, 9, 64))
+                                                      use_bias, size, strided4x4):
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, size, size, 64))
     assert layers.tap_gradients_enabled((1, 1, 64, 128))  # the tests run on CPU
+    # Which formulation the case exercises (the tests run on CPU).
+    assert layers._strided4x4(x.shape, kernel_size, strides, padding) == strided4x4
     ours = layers.Conv(128, kernel_size, strides, padding, use_bias)
     reference = nn.Conv(128, kernel_size, strides, padding, use_bias=use_bias)
     variables = ours.init(jax.random.PRNGKey(1), x)

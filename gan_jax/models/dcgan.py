@@ -31,9 +31,9 @@ class Generator(nn.Module):
     out_shape: Tuple[int, int, int] = (32, 32, 3)
     base_channels: int = 64
     bn_momentum: float = 0.9
-    # Transposed convs computed in sub-pixel form: the same function and
-    # parameters, a much faster gradient on XLA:CPU (see layers.UpConv).
-    subpixel: bool = True
+    # How the transposed convolutions are computed (layers.UpConv): the same
+    # function and parameters either way, different speed.
+    upconv_impl: str = 'adjoint'
 
     @nn.compact
     def __call__(self, z: jax.Array, labels: Optional[jax.Array] = None, *,
@@ -50,10 +50,10 @@ class Generator(nn.Module):
                                  momentum=self.bn_momentum)(h))
         for i in range(n - 1):
             channels //= 2
-            h = UpConv(channels, subpixel=self.subpixel, use_bias=False)(h)
+            h = UpConv(channels, impl=self.upconv_impl, use_bias=False)(h)
             h = nn.relu(nn.BatchNorm(use_running_average=not train,
                                      momentum=self.bn_momentum)(h))
-        h = UpConv(c_out, subpixel=self.subpixel)(h)
+        h = UpConv(c_out, impl=self.upconv_impl)(h)
         return jnp.tanh(h)
 
 
