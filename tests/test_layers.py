@@ -74,3 +74,32 @@ def test_resnet_upsampling_is_nearest_neighbour_resize():
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 4, 5, 3))
     np.testing.assert_array_equal(
         resnet._upsample(x), jax.image.resize(x, (2, 8, 10, 3), method='nearest'))
+
+
+@pytest.mark.parametrize('c_in', [3, 32])  # the im2col and the XLA kernel gradient
+def test_strided_conv4x4_and_its_transpose_equal_lax_in_value_and_gradients(c_in):
+    x = jax.random.normal(jax.random.PRNGKey(0), (4, 10, 6, c_in))
+    kernel = jax.random.normal(jax.random.PRNGKey(1), (4, 4, c_in, 24)) * 0.1
+    down_target = jax.random.normal(jax.random.PRNGKey(2), (4, 5, 3, 24))
+    up_x = jax.random.normal(jax.random.PRNGKey(3), (4, 5, 3, c_in))
+    up_target = jax.random.normal(jax.random.PRNGKey(4), (4, 10, 6, 24))
+
+    def lax_down(x_, k):
+        return jax.lax.conv_general_dilated(x_, k, (2, 2), 'SAME',
+                                            dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+    def lax_up(x_, k):
+        return jax.lax.conv_transpose(x_, k, (2, 2), 'SAME',
+                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+    for ours, reference, inputs, target in [
+            (layers.strided_conv4x4, lax_down, x, down_target),
+            (layers.conv_transpose4x4, lax_up, up_x, up_target)]:
+        assert relative_error(ours(inputs, kernel), reference(inputs, kernel)) <= 1e-5
+
+        def loss(f):
+            return lambda x_, k: jnp.sum(jnp.sin(f(x_, k)) * target)
+        ours_grads = jax.grad(loss(ours), argnums=(0, 1))(inputs, kernel)
+        reference_grads = jax.grad(loss(reference), argnums=(0, 1))(inputs, kernel)
+        for a, b in zip(ours_grads, reference_grads):
+            assert relative_error(a, b) <= 1e-5
