@@ -103,3 +103,28 @@ def test_strided_conv4x4_and_its_transpose_equal_lax_in_value_and_gradients(c_in
         reference_grads = jax.grad(loss(reference), argnums=(0, 1))(inputs, kernel)
         for a, b in zip(ours_grads, reference_grads):
             assert relative_error(a, b) <= 1e-5
+
+
+@pytest.mark.parametrize('c_in,c_out', [(5, 7), (96, 128)])  # XLA / per-tap gradients
+def test_conv_of_upsampled_input_equals_literal_form_in_value_and_gradients(c_in, c_out):
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 6, c_in))
+    ours = layers.Conv(c_out, (3, 3), upsample=True)
+    reference = nn.Conv(c_out, (3, 3))
+    variables = ours.init(jax.random.PRNGKey(1), x)
+    assert jax.tree.structure(variables) == jax.tree.structure(
+        reference.init(jax.random.PRNGKey(1), layers.upsample_nearest(x)))
+    variables['params']['bias'] = jnp.linspace(-1, 1, c_out)
+    target = jax.random.normal(jax.random.PRNGKey(2), (2, 10, 12, c_out))
+
+    def loss_ours(v, x_):
+        return jnp.sum(jnp.sin(ours.apply(v, x_)) * target)
+
+    def loss_reference(v, x_):
+        return jnp.sum(jnp.sin(reference.apply(v, layers.upsample_nearest(x_))) * target)
+
+    assert relative_error(ours.apply(variables, x),
+                          reference.apply(variables, layers.upsample_nearest(x))) <= 1e-5
+    ours_grads = jax.grad(loss_ours, argnums=(0, 1))(variables, x)
+    reference_grads = jax.grad(loss_reference, argnums=(0, 1))(variables, x)
+    for a, b in zip(jax.tree.leaves(ours_grads), jax.tree.leaves(reference_grads)):
+        assert relative_error(a, b) <= 1e-5

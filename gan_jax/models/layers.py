@@ -108,6 +108,8 @@ def _conv2d_bwd(strides, padding, residuals, dy):
     x_pad = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
     h_out, w_out = dy.shape[1:3]
     sh, sw = strides
+    if (sh, sw) == (1, 1):
+        return dx, _stride1_kernel_grad(x_pad, dy, kh, kw).astype(kernel.dtype)
     taps = []
     for i in range(kh):
         for j in range(kw):
@@ -119,6 +121,30 @@ def _conv2d_bwd(strides, padding, residuals, dy):
 
 
 conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
+
+
+def _stride1_kernel_grad(x_pad: jax.Array, dy: jax.Array, kh: int, kw: int
+                         ) -> jax.Array:
+    """Kernel gradient of a stride-1 convolution: x_pad [B, Hp, Wp, C_in]
+    (already padded), dy [B, Hp - kh + 1, Wp - kw + 1, C_out] ->
+    [kh, kw, C_in, C_out].
+
+    With dy zero-padded to the Hp x Wp grid and both flattened over (b, h, w),
+    tap (i, j) reads x at a constant offset i·Wp + j, so each tap is one matrix
+    product of a contiguous row block of x and dy: no strided window copies
+    (1.3 s against 1.8 s for 3x3, 256 -> 256 channels at batch 64, 32x32; the
+    padded rows cost (Hp·Wp) / (H·W) - 1 extra multiply-adds, 13% there).
+    """
+    b, hp, wp, c_in = x_pad.shape
+    h_out, w_out, c_out = dy.shape[1:]
+    rows = b * hp * wp
+    x_flat = jnp.pad(x_pad.reshape(rows, c_in), ((0, (kh - 1) * wp + kw - 1), (0, 0)))
+    dy_flat = jnp.pad(dy, ((0, 0), (0, hp - h_out), (0, wp - w_out), (0, 0))
+                      ).reshape(rows, c_out)
+    taps = [jax.lax.dot_general(
+        jax.lax.slice_in_dim(x_flat, i * wp + j, i * wp + j + rows), dy_flat,
+        (((0,), (0,)), ((), ()))) for i in range(kh) for j in range(kw)]
+    return jnp.stack(taps).reshape(kh, kw, c_in, c_out)
 
 
 # 4x4 stride-2 convolutions (DCGAN's D) and their transposes (DCGAN's G).
@@ -246,16 +272,58 @@ def tap_gradients_enabled(kernel_shape: Tuple[int, ...] = (1, 1, 128, 128)
     return jax.default_backend() == 'cpu' and kernel_shape[-2] * kernel_shape[-1] >= 8192
 
 
+def upsample_nearest(x: jax.Array) -> jax.Array:
+    """Nearest-neighbour 2x upsampling [B, H, W, C] -> [B, 2H, 2W, C]; as
+    repeats rather than jax.image.resize, whose gradient is ~6x slower on CPU."""
+    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+
+
+# conv3x3(upsample_nearest(x)): in 1-D, output 2m reads x[m-1]·k0 + x[m]·(k1 + k2)
+# and output 2m + 1 reads x[m]·(k0 + k1) + x[m+1]·k2, so each output phase is a
+# 2-tap convolution of x with merged taps: rows of _MERGE[phase] map the 3
+# taps to 2.
+_MERGE = np.array([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]], np.float32)
+
+
+def upsample_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """conv3x3_SAME(upsample_nearest(x), kernel) without forming the upsampled
+    image: x [B, H, W, C_in], kernel [3, 3, C_in, C_out] -> [B, 2H, 2W, C_out].
+
+    One 2x2 'VALID' convolution of x padded by one pixel, to 4·C_out channels
+    (the four output phases, each with its merged 2x2 kernel), then each
+    phase's window and depth-to-space: 16 multiply-adds per output pixel
+    and channel pair on the coarse grid instead of 36 (2.25x fewer, plus a
+    border of (1 + 1/H)(1 + 1/W)).
+    """
+    b, h, w, c_in = x.shape
+    c_out = kernel.shape[-1]
+    merged = jnp.einsum('rai,sbj,ijco->abcrso', _MERGE, _MERGE, kernel)
+    merged = merged.reshape(2, 2, c_in, 4 * c_out)  # channels (r, s, c)
+    x_pad = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    conv = conv2d if tap_gradients_enabled(merged.shape) else _conv
+    y = conv(x_pad, merged, (1, 1), 'VALID').reshape(b, h + 1, w + 1, 2, 2, c_out)
+    # Phase r of output row 2m reads the window starting at padded row m + r.
+    phases = [[y[:, r:r + h, s:s + w, r, s] for s in range(2)] for r in range(2)]
+    rows = [jnp.stack(p, axis=3) for p in phases]       # [B, H, W, 2 (s), C]
+    out = jnp.stack(rows, axis=2)                       # [B, H, 2 (r), W, 2, C]
+    return out.reshape(b, 2 * h, 2 * w, c_out)
+
+
 class Conv(nn.Module):
     """nn.Conv for NHWC images with the same parameters ('kernel' [kh, kw,
     C_in, features] LeCun-normal, 'bias' zeros), the same auto-name (Conv_0,
     ...) and the same function, computed through `conv2d` on CPU (a much faster
-    kernel gradient there). x [B, H, W, C_in] -> [B, H', W', features]."""
+    kernel gradient there). x [B, H, W, C_in] -> [B, H', W', features].
+
+    upsample=True computes the convolution of upsample_nearest(x), [B, 2H, 2W,
+    features], through `upsample_conv3x3` for a 3x3 stride-1 'SAME' kernel
+    (2.25x fewer multiply-adds), else literally."""
     features: int
     kernel_size: Tuple[int, int]
     strides: Tuple[int, int] = (1, 1)
     padding: Any = 'SAME'
     use_bias: bool = True
+    upsample: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -265,7 +333,13 @@ class Conv(nn.Module):
             tuple(p) for p in self.padding)
         strides = tuple(self.strides)
         kernel = kernel.astype(x.dtype)
-        if _strided4x4(x.shape, kernel.shape, strides, padding):
+        merged_upsampling = self.upsample and tuple(kernel.shape[:2]) == (3, 3) \
+            and strides == (1, 1) and padding in ('SAME', ((1, 1), (1, 1)))
+        if self.upsample and not merged_upsampling:
+            x = upsample_nearest(x)
+        if merged_upsampling:
+            y = upsample_conv3x3(x, kernel)
+        elif _strided4x4(x.shape, kernel.shape, strides, padding):
             y = strided_conv4x4(x, kernel)
         elif tap_gradients_enabled(kernel.shape):
             y = conv2d(x, kernel, strides, padding)
