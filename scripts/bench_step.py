@@ -2,7 +2,8 @@ r"""Milliseconds per update step: our jitted step next to the same networks and
 the same step written in PyTorch eager.
 
   python scripts/bench_step.py [--models mlp,dcgan32,resnet32,dcgan64]
-      [--steps 20] [--n_critic 1] [--no-torch] [--torch_threads N] [--json FILE]
+      [--steps 20] [--rounds 5] [--n_critic 1] [--no-torch] [--torch_threads N]
+      [--json FILE]
 
 Models, each built from its real config through `gan_jax.loop.build` and
 compiled by `gan_jax.train.make_train_step` (state replicated on a one-device
@@ -22,7 +23,8 @@ The PyTorch reference repeats it in the same order with the same layer shapes,
 losses, BN momentum/eps, spectral norm (one power iteration per training
 forward) and Adam hyperparameters; torch runs NCHW, its own layout, and on
 CUDA with TF32 and cuDNN autotuning, as XLA does by default. Times: median
-over `--steps` steps after warm-up, "± spread" = half the interquartile range
+over `--steps` steps after warm-up, taken in `--rounds` alternating blocks of
+JAX and torch steps so that a slow stretch of a shared machine hits both, "± spread" = half the interquartile range
 (the middle half of the steps lies within median ± spread when the spread is
 symmetric). JAX's first call (tracing and compiling) is reported as
 "compile s"; FLOPs come from XLA's cost analysis of the compiled step. torch
@@ -38,7 +40,7 @@ import os
 import platform
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -88,14 +90,14 @@ def _flops(compiled) -> Optional[float]:
 # --------------------------------------------------------------------------- #
 # JAX: the library's own step.                                                #
 # --------------------------------------------------------------------------- #
-def bench_jax(config, steps: int) -> Dict[str, Any]:
-    """Times gan_jax's compiled update step on synthetic batches.
+def prepare_jax(config) -> Tuple[Callable[[], float], Dict[str, Any]]:
+    """Compiles gan_jax's update step on synthetic batches and warms it up.
 
     Returns:
-      {'jax_ms', 'jax_ms_spread', 'jax_second_call_ms', 'compile_s', 'gflops',
-       'data_shape'}.
-    Raises:
-      RuntimeError: the step compiled again after its first call.
+      (timed_step, info): timed_step() runs one update and returns its wall
+      milliseconds (after block_until_ready); info has 'compile_s',
+      'jax_second_call_ms', 'gflops', 'data_shape' and 'check', a callable
+      that raises RuntimeError if the step compiled again since warm-up.
     """
     import jax
 
@@ -113,35 +115,44 @@ def bench_jax(config, steps: int) -> Dict[str, Any]:
     batch = jax.device_put({'x': x.astype(np.float32)}, batch_sharding)
     step = train.make_train_step(spec, state_sharding=state_sharding,
                                  batch_sharding=batch_sharding)
+    holder = {'state': state}
 
-    start = time.perf_counter()
-    state, _ = step(state, batch)  # donates the state: always rebind
-    jax.block_until_ready(state)
-    compile_s = time.perf_counter() - start
+    def timed_step() -> float:
+        start = time.perf_counter()
+        # The step donates the state: always rebind.
+        holder['state'], _ = step(holder['state'], batch)
+        jax.block_until_ready(holder['state'])
+        return 1e3 * (time.perf_counter() - start)
+
+    compile_s = timed_step() / 1e3
     # Served from the cache of the call above, so it does not compile again.
-    flops = _flops(step.lower(state, batch).compile())
+    flops = _flops(step.lower(holder['state'], batch).compile())
     # A private jax API: skip the check where it is missing.
     cache_size = getattr(step, '_cache_size', lambda: None)()
+    second_ms = timed_step()
 
-    start = time.perf_counter()
-    state, _ = step(state, batch)
-    jax.block_until_ready(state)
-    second_ms = 1e3 * (time.perf_counter() - start)
+    def check():
+        if cache_size is not None and step._cache_size() != cache_size:
+            raise RuntimeError('the update step compiled again after its first call '
+                               '(a shape, dtype or sharding of the state changed)')
+    return timed_step, dict(compile_s=compile_s, jax_second_call_ms=second_ms,
+                            gflops=None if flops is None else flops / 1e9,
+                            data_shape=tuple(info.shape), check=check)
 
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        state, _ = step(state, batch)
-        jax.block_until_ready(state)
-        times.append(1e3 * (time.perf_counter() - start))
-    if cache_size is not None and step._cache_size() != cache_size:
-        raise RuntimeError('the update step compiled again after its first call '
-                           '(a shape, dtype or sharding of the state changed)')
-    median, spread = _median_spread(times)
-    return dict(jax_ms=median, jax_ms_spread=spread, jax_second_call_ms=second_ms,
-                compile_s=compile_s,
-                gflops=None if flops is None else flops / 1e9,
-                data_shape=tuple(info.shape))
+
+def bench_jax(config, steps: int) -> Dict[str, Any]:
+    """Times gan_jax's compiled update step alone.
+
+    Returns:
+      {'jax_ms', 'jax_ms_spread', 'jax_second_call_ms', 'compile_s', 'gflops',
+       'data_shape'}.
+    Raises:
+      RuntimeError: the step compiled again after its first call.
+    """
+    timed_step, info = prepare_jax(config)
+    median, spread = _median_spread([timed_step() for _ in range(steps)])
+    info.pop('check')()
+    return dict(jax_ms=median, jax_ms_spread=spread, **info)
 
 
 # --------------------------------------------------------------------------- #
@@ -531,12 +542,9 @@ def make_torch_step(config, data_shape, device):
     return step, G, D
 
 
-def bench_torch(config, data_shape, steps: int) -> Dict[str, Any]:
-    """Times the PyTorch reference step (CUDA when available, else CPU).
-
-    Returns:
-      {'torch_ms', 'torch_ms_spread', 'torch_device'}.
-    """
+def prepare_torch(config, data_shape) -> Tuple[Callable[[], float], str]:
+    """Builds and warms up the PyTorch reference step (CUDA when available,
+    else CPU). Returns (timed_step() -> wall ms of one step, device name)."""
     torch = _torch_lib()['torch']
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
@@ -557,14 +565,38 @@ def bench_torch(config, data_shape, steps: int) -> Dict[str, Any]:
     for _ in range(TORCH_WARMUP_STEPS):
         step(reals)
     sync()
-    times = []
-    for _ in range(steps):
+
+    def timed_step() -> float:
         start = time.perf_counter()
         step(reals)
         sync()  # CPU ops are synchronous; CUDA ones are not
-        times.append(1e3 * (time.perf_counter() - start))
-    median, spread = _median_spread(times)
-    return dict(torch_ms=median, torch_ms_spread=spread, torch_device=str(device))
+        return 1e3 * (time.perf_counter() - start)
+    return timed_step, str(device)
+
+
+def bench_torch(config, data_shape, steps: int) -> Dict[str, Any]:
+    """Times the PyTorch reference step alone.
+
+    Returns:
+      {'torch_ms', 'torch_ms_spread', 'torch_device'}.
+    """
+    timed_step, device = prepare_torch(config, data_shape)
+    median, spread = _median_spread([timed_step() for _ in range(steps)])
+    return dict(torch_ms=median, torch_ms_spread=spread, torch_device=device)
+
+
+def interleaved(timers: Sequence[Callable[[], float]], steps: int, rounds: int
+                ) -> List[List[float]]:
+    """Times `steps` calls of each timer in `rounds` alternating blocks (A's
+    block, B's block, A's, ...), so that a slow stretch of a shared machine
+    falls on both sides alike. Returns one list of milliseconds per timer."""
+    times: List[List[float]] = [[] for _ in timers]
+    rounds = max(1, min(rounds, steps))
+    for r in range(rounds):
+        block = steps * (r + 1) // rounds - steps * r // rounds
+        for timer, out in zip(timers, times):
+            out.extend(timer() for _ in range(block))
+    return times
 
 
 def torch_available() -> bool:
@@ -579,13 +611,14 @@ def torch_available() -> bool:
 # Driver.                                                                     #
 # --------------------------------------------------------------------------- #
 def run_benchmark(models: Sequence[str], steps: int = 20, use_torch: bool = True,
-                  n_critic: int = 1, torch_threads: int = 0
+                  n_critic: int = 1, torch_threads: int = 0, rounds: int = 5
                   ) -> List[Dict[str, Any]]:
     """One row per model: JAX and (if use_torch and importable) torch timings.
 
     Args:
       models: names from MODELS.
-      steps: timed steps per framework (after warm-up).
+      steps: timed steps per framework (after warm-up), taken in `rounds`
+        alternating blocks of JAX and torch steps (see `interleaved`).
       use_torch: run the PyTorch reference when torch imports.
       n_critic: D updates per step for every model; 0 = each config's own.
       torch_threads: torch's CPU threads; 0 = os.cpu_count().
@@ -604,17 +637,25 @@ def run_benchmark(models: Sequence[str], steps: int = 20, use_torch: bool = True
     rows = []
     for name in models:
         config = model_config(name, n_critic)
-        result = bench_jax(config, steps)
+        jax_step, info = prepare_jax(config)
+        timers = [jax_step]
+        device = None
+        if use_torch:
+            torch_step, device = prepare_torch(config, info['data_shape'])
+            timers.append(torch_step)
+        times = interleaved(timers, steps, rounds)
+        info['check']()
+        jax_ms, jax_spread = _median_spread(times[0])
         row = dict(model=name, batch=config.batch_size, n_critic=config.n_critic,
-                   jax_ms=result['jax_ms'], jax_ms_spread=result['jax_ms_spread'],
-                   jax_second_call_ms=result['jax_second_call_ms'],
-                   compile_s=result['compile_s'], gflops=result['gflops'],
+                   jax_ms=jax_ms, jax_ms_spread=jax_spread,
+                   jax_second_call_ms=info['jax_second_call_ms'],
+                   compile_s=info['compile_s'], gflops=info['gflops'],
                    achieved_gflops_per_s=None, torch_ms=None, torch_ms_spread=None,
-                   ratio=None, torch_device=None)
+                   ratio=None, torch_device=device)
         if row['gflops'] is not None:
             row['achieved_gflops_per_s'] = row['gflops'] / (row['jax_ms'] / 1e3)
         if use_torch:
-            row.update(bench_torch(config, result['data_shape'], steps))
+            row['torch_ms'], row['torch_ms_spread'] = _median_spread(times[1])
             row['ratio'] = row['jax_ms'] / row['torch_ms']
         rows.append(row)
     return rows
@@ -666,8 +707,8 @@ def table(rows: Sequence[Dict[str, Any]]) -> str:
         + (' (resnet32\'s config trains with 5; 1 here for comparability, '
            '--n_critic 0 for the config\'s own)' if resnet else '')
         + '. ms: median ± half the interquartile range. '
-        'GFLOP/step: XLA\'s cost analysis of our compiled step (its sub-pixel '
-        'transposed convolutions count their zero taps). compile s: first call.']
+        'GFLOP/step: XLA\'s cost analysis of our compiled step. '
+        'compile s: first call.']
     return '\n'.join(lines)
 
 
@@ -676,6 +717,8 @@ def main(argv=None):
     parser.add_argument('--models', default=','.join(MODELS),
                         help=f'comma-separated, from {", ".join(MODELS)}')
     parser.add_argument('--steps', type=int, default=20)
+    parser.add_argument('--rounds', type=int, default=5,
+                        help='alternating JAX / torch blocks the steps are split into')
     parser.add_argument('--n_critic', type=int, default=1,
                         help='D updates per step for every model; 0 = each '
                              "config's own (resnet32: 5)")
@@ -691,7 +734,7 @@ def main(argv=None):
     models = [m for m in args.models.split(',') if m]
 
     rows = run_benchmark(models, args.steps, args.torch, args.n_critic,
-                         args.torch_threads)
+                         args.torch_threads, args.rounds)
     print(environment(args.torch))
     print(table(rows))
     if args.json:
