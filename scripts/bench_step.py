@@ -236,8 +236,8 @@ def _torch_lib():
         """gan_jax.models.dcgan.Generator: z [B, z_dim] -> [B, C, H, W].
 
         ConvTranspose2d(4, stride 2, padding 1) is the function of our 'SAME'
-        transposed convolution (ours computes it in sub-pixel form) with the
-        kernel flipped.
+        transposed convolution (ours computes it as a strided convolution's
+        adjoint) with the kernel flipped.
         """
 
         def __init__(self, z_dim, out_shape, base_channels, bn_momentum):
