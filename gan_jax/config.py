@@ -8,7 +8,7 @@ from typing import Any, Dict, List
 
 import ml_collections
 
-from gan_jax import data, losses, models
+from gan_jax import data, losses, models, train
 
 # Sub-trees whose keys depend on the chosen model or evaluator: their keys are
 # checked by the model constructor / evaluator registry instead of the schema.
@@ -71,6 +71,7 @@ def default_config() -> ml_collections.ConfigDict:
         z_dim=2,
         g=ml_collections.ConfigDict(),  # Generator constructor arguments
         d=ml_collections.ConfigDict(),  # Discriminator constructor arguments
+        compute_dtype='float32',         # training steps: 'float32' or 'bfloat16'
     ))
     c.loss = ml_collections.ConfigDict(dict(name='non_saturating'))
     c.reg = ml_collections.ConfigDict(dict(
@@ -193,6 +194,9 @@ def validate(config: ml_collections.ConfigDict, *, device_count: int = 1) -> Non
          f'parallel.num_devices must be >= 0 (0 = all), got '
          f'{config.parallel.num_devices}')
     need(config.model.z_dim >= 1, f'model.z_dim must be >= 1, got {config.model.z_dim}')
+    need(config.model.compute_dtype in train.COMPUTE_DTYPES,
+         f'unknown model.compute_dtype {config.model.compute_dtype!r}; valid: '
+         f'{", ".join(train.COMPUTE_DTYPES)}')
     for net in ('g', 'd'):
         opt = config.opt[net]
         need(opt.lr > 0, f'opt.{net}.lr must be > 0, got {opt.lr}')

@@ -47,6 +47,7 @@ class UpdateSpec:
     skip_nonfinite: bool = False
     augment_policy: str = ''
     unroll_steps: int = 0
+    compute_dtype: str = 'float32'
 
 
 def make_optimizer(opt: ml_collections.ConfigDict, updates_per_step: int = 1
@@ -79,6 +80,7 @@ def make_spec(config: ml_collections.ConfigDict, G: nn.Module, D: nn.Module
         skip_nonfinite=config.nan_policy == 'skip',
         augment_policy=config.augment.policy,
         unroll_steps=config.unroll_steps,
+        compute_dtype=config.model.compute_dtype,
     )
 
 
@@ -87,17 +89,36 @@ def sample_latents(rng: PRNGKey, batch_size: int, z_dim: int) -> jax.Array:
     return jax.random.normal(rng, (batch_size, z_dim), jnp.float32)
 
 
+COMPUTE_DTYPES = ('float32', 'bfloat16')
+
+
 def _apply(module: nn.Module, params: PyTree, state: Dict[str, PyTree],
-           inputs: jax.Array, labels: Optional[jax.Array], *, train: bool
-           ) -> Tuple[jax.Array, Dict[str, PyTree]]:
+           inputs: jax.Array, labels: Optional[jax.Array], *, train: bool,
+           compute_dtype: str = 'float32') -> Tuple[jax.Array, Dict[str, PyTree]]:
     """Runs a network; in training mode also returns its updated state
-    (batch statistics), otherwise the state unchanged."""
+    (batch statistics), otherwise the state unchanged.
+
+    compute_dtype 'bfloat16' (mixed precision, for accelerators): the
+    parameters and the inputs enter as bfloat16, so matmuls, convolutions and
+    activations run in bfloat16, and the output comes back as float32; the
+    parameters, their gradients, the optimizer and the state stay float32
+    (batch norm reduces in float32 and its running statistics stay float32).
+    """
+    if compute_dtype != 'float32':
+        dtype = jnp.dtype(compute_dtype)
+        params = jax.tree.map(lambda p: p.astype(dtype)
+                              if jnp.issubdtype(p.dtype, jnp.floating) else p, params)
+        inputs = inputs.astype(dtype)
     variables = {'params': params, **state}
     if not train:
-        return module.apply(variables, inputs, labels, train=False), state
+        out = module.apply(variables, inputs, labels, train=False)
+        return out.astype(jnp.float32), state
     out, new_state = module.apply(variables, inputs, labels, train=True,
                                   mutable=list(state))
-    return out, dict(new_state)
+    # The state keeps its dtypes, so that the compiled step's carry is stable.
+    new_state = jax.tree.map(lambda new, old: new.astype(old.dtype),
+                             dict(new_state), dict(state))
+    return out.astype(jnp.float32), new_state
 
 
 def d_loss_fn(d_params: PyTree, d_state: Dict[str, PyTree], real: jax.Array,
@@ -125,14 +146,15 @@ def d_loss_fn(d_params: PyTree, d_state: Dict[str, PyTree], real: jax.Array,
     both_labels = None if labels is None else jnp.concatenate([labels, labels])
     logits, new_d_state = _apply(spec.D, d_params, d_state,
                                  jnp.concatenate([real, fake]), both_labels,
-                                 train=True)
+                                 train=True, compute_dtype=spec.compute_dtype)
     real_logits, fake_logits = jnp.split(logits, 2)
     adv = spec.loss.d_loss(real_logits=real_logits, fake_logits=fake_logits)
     metrics = {'loss/d_adv': adv, 'scores/real': jnp.mean(real_logits),
                'scores/fake': jnp.mean(fake_logits)}
 
     def d_fn(x):  # D as a function of its input, for the penalties.
-        return _apply(spec.D, d_params, d_state, x, labels, train=True)[0]
+        return _apply(spec.D, d_params, d_state, x, labels, train=True,
+                      compute_dtype=spec.compute_dtype)[0]
 
     total = adv
     if spec.gp_weight > 0 or gp_weight is not None:
@@ -166,7 +188,8 @@ def unrolled_d_params(g_params: PyTree, g_state: Dict[str, PyTree],
     for k in range(spec.unroll_steps):
         z_rng, reg_rng = jax.random.split(jax.random.fold_in(rng, k))
         z = sample_latents(z_rng, real.shape[0], spec.z_dim)
-        fake, _ = _apply(spec.G, g_params, g_state, z, labels, train=True)
+        fake, _ = _apply(spec.G, g_params, g_state, z, labels, train=True,
+                         compute_dtype=spec.compute_dtype)
         grads, _ = jax.grad(d_loss_fn, has_aux=True)(params, d_state, real, fake,
                                                      labels, reg_rng, spec=spec)
         updates, opt_state = spec.d_tx.update(grads, opt_state, params)
@@ -193,10 +216,12 @@ def g_loss_fn(g_params: PyTree, g_state: Dict[str, PyTree], d_params: PyTree,
         rng, unroll_rng = jax.random.split(rng)
         d_params = unrolled_d_params(g_params, g_state, d_params, d_state,
                                      d_opt_state, real, labels, unroll_rng, spec=spec)
-    fake, new_g_state = _apply(spec.G, g_params, g_state, z, labels, train=True)
+    fake, new_g_state = _apply(spec.G, g_params, g_state, z, labels, train=True,
+                               compute_dtype=spec.compute_dtype)
     if spec.augment_policy:  # differentiable: G's gradient flows through it
         fake = augment.diff_augment(rng, fake, spec.augment_policy)
-    fake_logits, _ = _apply(spec.D, d_params, d_state, fake, labels, train=True)
+    fake_logits, _ = _apply(spec.D, d_params, d_state, fake, labels, train=True,
+                            compute_dtype=spec.compute_dtype)
     loss = spec.loss.g_loss(fake_logits=fake_logits)
     return loss, {'g_state': new_g_state, 'metrics': {'loss/g': loss}}
 
@@ -220,7 +245,8 @@ def d_step(state: GANState, real: jax.Array, labels: Optional[jax.Array],
     """
     z_rng, reg_rng = jax.random.split(rng)
     z = sample_latents(z_rng, real.shape[0], spec.z_dim)
-    fake, _ = _apply(spec.G, state.g_params, state.g_state, z, labels, train=True)
+    fake, _ = _apply(spec.G, state.g_params, state.g_state, z, labels, train=True,
+                     compute_dtype=spec.compute_dtype)
     fake = jax.lax.stop_gradient(fake)
     grad_fn = jax.value_and_grad(d_loss_fn, has_aux=True)
     (_, aux), grads = grad_fn(state.d_params, state.d_state, real, fake, labels,

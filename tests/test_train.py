@@ -3,6 +3,7 @@ determinism and the non-finite guard."""
 import dataclasses
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -183,3 +184,42 @@ def test_unrolled_generator_loss_looks_ahead_through_d_updates():
     # And the whole step runs.
     new_state, metrics = train.make_train_step(spec)(state, batch)
     assert np.isfinite(float(metrics['loss/g'])) and int(new_state.step) == 1
+
+
+def _bf16_operands(jaxpr) -> int:
+    """Matmuls and convolutions whose operands are bfloat16, recursively."""
+    count = 0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in ('dot_general', 'conv_general_dilated') and all(
+                v.aval.dtype == jnp.bfloat16 for v in eqn.invars):
+            count += 1
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            count += _bf16_operands(sub)
+    return count
+
+
+@pytest.mark.parametrize('model', ['mlp', 'dcgan'])
+def test_bfloat16_compute_keeps_float32_state_and_matches_float32(model):
+    overrides = {} if model == 'mlp' else {
+        'dataset': 'digits', 'model.name': 'dcgan', 'model.z_dim': 8,
+        'model.g': {'base_channels': 4}, 'model.d': {'base_channels': 4, 'norm': 'batch'}}
+    results = {}
+    for dtype in ('float32', 'bfloat16'):
+        config = small_config(**overrides)
+        config.model.compute_dtype = dtype
+        info, _, _, spec, state = loop.build(config)
+        batch = {'x': jax.random.uniform(jax.random.PRNGKey(7), (
+            config.n_critic, config.batch_size) + tuple(info.shape), minval=-1.0)}
+        before = copy(state)
+        step = train.make_train_step(spec)
+        jaxpr = jax.make_jaxpr(step)(state, batch).jaxpr
+        new_state, metrics = step(state, batch)
+        for old, new in zip(jax.tree.leaves(before), jax.tree.leaves(new_state)):
+            assert old.dtype == new.dtype  # parameters, moments, statistics
+        results[dtype] = (_bf16_operands(jaxpr), metrics)
+    assert results['float32'][0] == 0
+    assert results['bfloat16'][0] > 0  # the networks ran in bfloat16
+    for name in ('loss/d', 'loss/g'):
+        f32, bf16 = results['float32'][1][name], results['bfloat16'][1][name]
+        assert np.isfinite(bf16)
+        assert abs(float(bf16) - float(f32)) <= 0.05 * abs(float(f32)) + 1e-3, name
