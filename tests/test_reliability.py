@@ -81,7 +81,10 @@ def test_kill_9_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_p
 
     rng = random.Random(0)
     kills = 0
-    for _ in range(20):
+    # 8 interruptions (each a fresh process: most of the test's time); with
+    # saves filling about half of the training time, the chance that none
+    # lands inside a save is about 1/256.
+    for _ in range(8):
         before = stamp()
         process = start(workdir, *flags)
         # Wait until this attempt is training (it logs every 3 steps, right
@@ -95,7 +98,7 @@ def test_kill_9_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_p
             process.kill()
             kills += 1
         process.communicate()
-    assert kills == 20
+    assert kills == 8
     finish = start(workdir, *flags)
     _, stderr = finish.communicate(timeout=300)
     assert finish.returncode == 0, stderr
