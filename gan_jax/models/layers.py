@@ -297,7 +297,9 @@ def upsample_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """
     b, h, w, c_in = x.shape
     c_out = kernel.shape[-1]
-    merged = jnp.einsum('rai,sbj,ijco->abcrso', _MERGE, _MERGE, kernel)
+    # Taps merged in float32, then back to the kernel's (compute) dtype.
+    merged = jnp.einsum('rai,sbj,ijco->abcrso', _MERGE, _MERGE,
+                        kernel.astype(jnp.float32)).astype(kernel.dtype)
     merged = merged.reshape(2, 2, c_in, 4 * c_out)  # channels (r, s, c)
     x_pad = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
     conv = conv2d if tap_gradients_enabled(merged.shape) else _conv
