@@ -55,3 +55,15 @@ def test_keys_added_to_the_schema_later_do_not_block_a_resume():
     assert config_lib.changed_keys(saved, config) == []
     config.unroll_steps = 2
     assert config_lib.changed_keys(saved, config) == ['unroll_steps']
+
+
+def test_every_package_directory_is_found_by_setup_cfg():
+    # setup.cfg installs `packages = find:`, which sees only directories with
+    # an __init__.py: a missing one drops that package from `pip install`.
+    import setuptools
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    found = set(setuptools.find_packages(root, include=['gan_jax', 'gan_jax.*']))
+    source_dirs = {os.path.relpath(d, root).replace(os.sep, '.')
+                   for d, _, files in os.walk(os.path.join(root, 'gan_jax'))
+                   if any(f.endswith('.py') for f in files)}
+    assert source_dirs and source_dirs <= found, sorted(source_dirs - found)
