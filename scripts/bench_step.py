@@ -140,21 +140,6 @@ def prepare_jax(config) -> Tuple[Callable[[], float], Dict[str, Any]]:
                             data_shape=tuple(info.shape), check=check)
 
 
-def bench_jax(config, steps: int) -> Dict[str, Any]:
-    """Times gan_jax's compiled update step alone.
-
-    Returns:
-      {'jax_ms', 'jax_ms_spread', 'jax_second_call_ms', 'compile_s', 'gflops',
-       'data_shape'}.
-    Raises:
-      RuntimeError: the step compiled again after its first call.
-    """
-    timed_step, info = prepare_jax(config)
-    median, spread = _median_spread([timed_step() for _ in range(steps)])
-    info.pop('check')()
-    return dict(jax_ms=median, jax_ms_spread=spread, **info)
-
-
 # --------------------------------------------------------------------------- #
 # PyTorch eager: the same networks and step.                                  #
 # --------------------------------------------------------------------------- #
@@ -572,17 +557,6 @@ def prepare_torch(config, data_shape) -> Tuple[Callable[[], float], str]:
         sync()  # CPU ops are synchronous; CUDA ones are not
         return 1e3 * (time.perf_counter() - start)
     return timed_step, str(device)
-
-
-def bench_torch(config, data_shape, steps: int) -> Dict[str, Any]:
-    """Times the PyTorch reference step alone.
-
-    Returns:
-      {'torch_ms', 'torch_ms_spread', 'torch_device'}.
-    """
-    timed_step, device = prepare_torch(config, data_shape)
-    median, spread = _median_spread([timed_step() for _ in range(steps)])
-    return dict(torch_ms=median, torch_ms_spread=spread, torch_device=device)
 
 
 def interleaved(timers: Sequence[Callable[[], float]], steps: int, rounds: int

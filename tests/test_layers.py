@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax.models import layers, resnet
+from gan_jax.models import layers
 
 
 def relative_error(a, b):
@@ -73,7 +73,7 @@ def test_conv_keeps_flax_names_and_works_under_spectral_norm():
 def test_resnet_upsampling_is_nearest_neighbour_resize():
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 4, 5, 3))
     np.testing.assert_array_equal(
-        resnet._upsample(x), jax.image.resize(x, (2, 8, 10, 3), method='nearest'))
+        layers.upsample_nearest(x), jax.image.resize(x, (2, 8, 10, 3), method='nearest'))
 
 
 @pytest.mark.parametrize('c_in', [3, 32])  # the im2col and the XLA kernel gradient

@@ -304,11 +304,10 @@ def upsample_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
     x_pad = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
     conv = conv2d if tap_gradients_enabled(merged.shape) else _conv
     y = conv(x_pad, merged, (1, 1), 'VALID').reshape(b, h + 1, w + 1, 2, 2, c_out)
-    # Phase r of output row 2m reads the window starting at padded row m + r.
-    phases = [[y[:, r:r + h, s:s + w, r, s] for s in range(2)] for r in range(2)]
-    rows = [jnp.stack(p, axis=3) for p in phases]       # [B, H, W, 2 (s), C]
-    out = jnp.stack(rows, axis=2)                       # [B, H, 2 (r), W, 2, C]
-    return out.reshape(b, 2 * h, 2 * w, c_out)
+    # Phase (r, s) of output pixel (2m + r, 2n + s) reads the window starting
+    # at padded pixel (m + r, n + s).
+    return depth_to_space(jnp.concatenate(
+        [y[:, r:r + h, s:s + w, r, s] for r in range(2) for s in range(2)], axis=-1))
 
 
 class Conv(nn.Module):

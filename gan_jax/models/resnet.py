@@ -26,9 +26,6 @@ ARCHS = {
 }
 
 
-_upsample = upsample_nearest
-
-
 def _downsample(x):
     return nn.avg_pool(x, (2, 2), (2, 2))
 
@@ -49,7 +46,7 @@ class GBlock(nn.Module):
         h = Conv(self.features, (3, 3), upsample=True)(h)
         h = nn.relu(ConditionalBatchNorm(self.num_classes)(h, labels, train=train))
         h = Conv(self.features, (3, 3))(h)
-        return h + _upsample(Conv(self.features, (1, 1))(x))
+        return h + upsample_nearest(Conv(self.features, (1, 1))(x))
 
 
 class DBlock(nn.Module):
