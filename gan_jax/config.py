@@ -20,7 +20,7 @@ RESUMABLE_KEYS = ('num_steps', 'log_every', 'checkpoint_every', 'eval_every',
                   'sample_every', 'keep_checkpoints', 'progress',
                   'allow_config_change', 'data.data_dir', 'data.download',
                   'data.prefetch', 'evals', 'best_metric', 'best_mode',
-                  'parallel.num_devices')
+                  'parallel.num_devices', 'steps_per_call')
 # Entries of config.json that describe the machine a run used, not the run.
 RUNTIME_KEY = '_runtime'
 
@@ -100,6 +100,10 @@ def default_config() -> ml_collections.ConfigDict:
     c.best_mode = 'min'     # 'min' or 'max': which direction of best_metric wins
     c.nan_policy = 'stop'   # 'stop': end the run; 'skip': drop the update
     c.progress = True       # progress bar on stderr
+    # Update steps per compiled call (a lax.scan): saves the per-step dispatch
+    # of small models. Logging, checkpoints, samples and evaluations still
+    # happen at their steps (a call ends at every step where one is due).
+    c.steps_per_call = 1
     c.allow_config_change = False
     return c
 
@@ -212,6 +216,8 @@ def validate(config: ml_collections.ConfigDict, *, device_count: int = 1) -> Non
          f'ema.decay must lie in [0, 1), got {config.ema.decay}')
     for key in ('gp_weight', 'r1_gamma', 'r2_gamma'):
         need(config.reg[key] >= 0, f'reg.{key} must be >= 0, got {config.reg[key]}')
+    need(config.steps_per_call >= 1,
+         f'steps_per_call must be >= 1, got {config.steps_per_call}')
     need(config.unroll_steps >= 0,
          f'unroll_steps must be >= 0, got {config.unroll_steps}')
     need(config.best_mode in ('min', 'max'),

@@ -192,6 +192,22 @@ class _BestCheckpoint:
         self.ckpt.close()
 
 
+def steps_in_next_call(config: ml_collections.ConfigDict, step: int) -> int:
+    """How many update steps the next compiled call after `step` runs:
+    config.steps_per_call when no log, checkpoint, sample or evaluation falls
+    due strictly inside that block and it ends by num_steps, else 1 (so every
+    such event still sees the state of its own step)."""
+    k = config.steps_per_call
+    if k <= 1 or step + k > config.num_steps:
+        return 1
+    for inner in range(step + 1, step + k):
+        for every in (config.log_every, config.checkpoint_every,
+                      config.sample_every, config.eval_every):
+            if every > 0 and inner % every == 0:
+                return 1
+    return k
+
+
 def _scalars(tree: Dict[str, Any]) -> Dict[str, float]:
     return {k: float(v) for k, v in tree.items()}
 
@@ -262,6 +278,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> state_lib.GANState:
                                    sharding=parallel.batch_sharding(mesh))
     step_fn = train.make_train_step(spec, state_sharding=state_sharding,
                                     batch_sharding=parallel.batch_sharding(mesh))
+    multi_fn = None
+    if config.steps_per_call > 1:
+        multi_fn = train.make_multi_step(
+            spec, config.steps_per_call, state_sharding=state_sharding,
+            batch_sharding=parallel.batch_sharding(mesh))
 
     # ------------------------------------------------------------------ #
     # Writers.                                                            #
@@ -335,6 +356,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> state_lib.GANState:
     def due(every: int, step: int) -> bool:
         return step == config.num_steps or (every > 0 and step % every == 0)
 
+    def advance(state_now, step: int):
+        """Runs the next compiled call after `step`; returns (state, metrics
+        of its last step, its last step)."""
+        n = steps_in_next_call(config, step)
+        if n > 1:
+            state_now, step_metrics = multi_fn(
+                state_now, tuple(next(batches) for _ in range(n)))
+        else:
+            state_now, step_metrics = step_fn(state_now, next(batches))
+        return state_now, step_metrics, step + n
+
     # ------------------------------------------------------------------ #
     # Loop.                                                               #
     # ------------------------------------------------------------------ #
@@ -346,10 +378,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> state_lib.GANState:
     stop = _StopRequests()
     try:
         with stop.installed():
-            for step in range(start_step + 1, config.num_steps + 1):
-                state, step_metrics = step_fn(state, next(batches))
-                window_steps += 1
-                bar.update(1)
+            step = start_step
+            while step < config.num_steps:
+                state, step_metrics, new_step = advance(state, step)
+                window_steps += new_step - step
+                bar.update(new_step - step)
+                step = new_step
                 if due(config.log_every, step):
                     values = _scalars(jax.device_get(step_metrics))
                     now = time.perf_counter()

@@ -167,16 +167,22 @@ def initial_state(config: ml_collections.ConfigDict, sweep: Sweep):
     return info, G, D, spec, stack(states)
 
 
-def make_sweep_step(spec: train.UpdateSpec, *, shared_data: bool):
+def make_sweep_step(spec: train.UpdateSpec, *, shared_data: bool, steps: int = 1):
     """jit(vmap(train_step)): (stacked state, batch, hparams) -> (state, metrics).
 
     The batch has a leading member axis unless shared_data; hparams leaves are
-    [K]. The state argument is donated.
+    [K]. The state argument is donated. With steps > 1 the function takes a
+    tuple of `steps` batches and runs that many updates per member as one
+    `lax.scan` (train.make_multi_step), returning the last step's metrics.
     """
     def one(state, batch, hparams):
         return train.train_step(state, batch, spec=spec, hparams=hparams or None)
 
-    return jax.jit(jax.vmap(one, in_axes=(0, None if shared_data else 0, 0)),
+    def several(state, batches, hparams):
+        return train.scan_steps(lambda s, b: one(s, b, hparams), state, batches)
+
+    return jax.jit(jax.vmap(one if steps == 1 else several,
+                            in_axes=(0, None if shared_data else 0, 0)),
                    donate_argnums=0)
 
 
@@ -317,6 +323,9 @@ def run(config: ml_collections.ConfigDict, sweep: Sweep, workdir: str) -> GANSta
 
     hparams = member_hparams(config, sweep)
     step_fn = make_sweep_step(spec, shared_data=sweep.shared_data)
+    multi_fn = (make_sweep_step(spec, shared_data=sweep.shared_data,
+                                steps=config.steps_per_call)
+                if config.steps_per_call > 1 else None)
     chunks = sweep.chunks()
     chunk_states = [jax.tree.map(lambda x: x[lo:hi], state) for lo, hi in chunks]
     chunk_hparams = [{k: jnp.asarray(v[lo:hi]) for k, v in hparams.items()}
@@ -355,13 +364,21 @@ def run(config: ml_collections.ConfigDict, sweep: Sweep, workdir: str) -> GANSta
     last_records: List[Dict[str, Any]] = []
     window_start, window_steps = time.perf_counter(), 0
     try:
-        for step in range(start_step + 1, config.num_steps + 1):
+        step = start_step
+        while step < config.num_steps:
+            n = loop.steps_in_next_call(config, step)
             outs = []
             for c, stream in enumerate(streams):
-                chunk_states[c], m = step_fn(chunk_states[c], next(stream),
-                                             chunk_hparams[c])
+                if n > 1:
+                    chunk_states[c], m = multi_fn(
+                        chunk_states[c], tuple(next(stream) for _ in range(n)),
+                        chunk_hparams[c])
+                else:
+                    chunk_states[c], m = step_fn(chunk_states[c], next(stream),
+                                                 chunk_hparams[c])
                 outs.append(m)
-            window_steps += 1
+            step += n
+            window_steps += n
             if due(config.log_every, step):
                 now = time.perf_counter()
                 rate = window_steps / (now - window_start)

@@ -2,15 +2,22 @@ r"""Overhead of the full training loop (data, logging, sample grids,
 checkpoints) over the bare compiled update step, in one script run.
 
   python scripts/bench_loop.py [--configs toy_ring,digits_dcgan] [--steps 600]
+      [--steps_per_call 1,10]
 
 For each config: the bare step is timed on one fixed batch (median of 50 after
-warm-up); then `gan_jax.loop.run` trains --steps steps with the config's own
+warm-up, once right before and once right after the loop, averaged); then
+`gan_jax.loop.run` trains --steps steps with the config's own
 log, sample and checkpoint cadence scaled so that each happens several times
 (--log_every, --checkpoint_every, --sample_every), evaluations off. The loop
 time is taken between two logged steps (`perf/wall_s` in metrics.jsonl), so
 start-up and compilation are excluded:
 
   overhead = loop seconds per step / bare seconds per step - 1
+
+A config may carry its argument (`toy_ring:smoke`: batch 8, a step of a few
+milliseconds). With several --steps_per_call values the loop runs once
+per value (config.steps_per_call: updates per compiled call); a negative
+overhead then means the loop beat one call per step.
 """
 import argparse
 import importlib
@@ -64,11 +71,15 @@ def main():
     parser.add_argument('--log_every', type=int, default=50)
     parser.add_argument('--checkpoint_every', type=int, default=200)
     parser.add_argument('--sample_every', type=int, default=200)
+    parser.add_argument('--steps_per_call', default='1',
+                        help='comma-separated config.steps_per_call values')
     parser.add_argument('--json', default=None)
     args = parser.parse_args()
     rows = []
-    for name in args.configs.split(','):
-        config = importlib.import_module(f'experiments.configs.{name}').get_config()
+    for spec in args.configs.split(','):
+        name, _, arg = spec.partition(':')
+        config = importlib.import_module(f'experiments.configs.{name}').get_config(
+            arg or None)
         config.num_steps = args.steps
         config.progress = False
         config.log_every = args.log_every
@@ -77,17 +88,25 @@ def main():
         config.eval_every = 0
         config.evals = {}
         config.best_metric = ''
-        bare = bare_step_seconds(config)
-        with tempfile.TemporaryDirectory() as tmp:
-            looped = loop_step_seconds(config, os.path.join(tmp, name))
-        rows.append({'config': name, 'batch': config.batch_size,
-                     'bare_ms': round(bare * 1e3, 2), 'loop_ms': round(looped * 1e3, 2),
-                     'overhead_pct': round(100 * (looped / bare - 1), 1)})
-    print('| config | batch | bare step ms | loop ms/step | overhead |')
-    print('|---|---|---|---|---|')
+        for per_call in (int(k) for k in args.steps_per_call.split(',')):
+            config.steps_per_call = per_call
+            # The bare step is timed right before and right after the loop,
+            # and their mean taken: this shared machine drifts by ±15% within
+            # minutes, enough to fake an overhead of that size.
+            before = bare_step_seconds(config)
+            with tempfile.TemporaryDirectory() as tmp:
+                looped = loop_step_seconds(config, os.path.join(tmp, name))
+            bare = (before + bare_step_seconds(config)) / 2
+            rows.append({'config': spec, 'batch': config.batch_size,
+                         'steps_per_call': per_call,
+                         'bare_ms': round(bare * 1e3, 3),
+                         'loop_ms': round(looped * 1e3, 3),
+                         'overhead_pct': round(100 * (looped / bare - 1), 1)})
+    print('| config | batch | steps per call | bare step ms | loop ms/step | overhead |')
+    print('|---|---|---|---|---|---|')
     for r in rows:
-        print(f'| {r["config"]} | {r["batch"]} | {r["bare_ms"]} | {r["loop_ms"]} | '
-              f'{r["overhead_pct"]}% |')
+        print(f'| {r["config"]} | {r["batch"]} | {r["steps_per_call"]} | '
+              f'{r["bare_ms"]} | {r["loop_ms"]} | {r["overhead_pct"]}% |')
     print(f'(log every {args.log_every}, checkpoint every {args.checkpoint_every}, '
           f'sample grid every {args.sample_every} steps; {args.steps} steps)')
     if args.json:

@@ -63,6 +63,32 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
     assert [r['step'] for r in records] == [2, 4, 6, 8]
 
 
+def test_steps_per_call_blocks_end_at_every_event():
+    config = tiny(num_steps=20, steps_per_call=4, log_every=6, checkpoint_every=10,
+                  sample_every=0, eval_every=0)
+    ends, step = [], 0
+    while step < config.num_steps:
+        step += loop.steps_in_next_call(config, step)
+        ends.append(step)
+    # Blocks of 4 unless a log (6, 12, 18), checkpoint (10, 20) or the end
+    # falls inside one; every event step is the end of a call.
+    assert ends == [4, 5, 6, 10, 11, 12, 16, 17, 18, 19, 20]
+    assert loop.steps_in_next_call(tiny(num_steps=20), 0) == 1
+
+
+def test_steps_per_call_trains_like_single_steps(tmp_path):
+    events = dict(log_every=4, checkpoint_every=4, sample_every=0, eval_every=0)
+    single = loop.run(tiny(num_steps=8, **events), str(tmp_path / 'single'))
+    workdir = tmp_path / 'scanned'
+    # Calls of 2 steps end at 2, 4, 6 and 8: every step runs inside a scan.
+    scanned = loop.run(tiny(num_steps=8, steps_per_call=2, **events), str(workdir))
+    for a, b in zip(leaves(scanned), leaves(single)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    records = [json.loads(line) for line in open(workdir / 'metrics.jsonl')]
+    assert [r['step'] for r in records] == [4, 8]
+    assert sorted(os.listdir(workdir / 'checkpoints')) == ['4', '8']
+
+
 def test_nonfinite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
         tmp_path, monkeypatch):
     make_iter = data.make_train_iter

@@ -116,6 +116,27 @@ def test_same_seed_gives_bit_identical_parameters():
     assert not tree_equal(a.g_params, copy(state.g_params))
 
 
+def test_multi_step_equals_single_steps_on_the_same_batches():
+    spec, state, _ = setup(small_config())
+    batches = tuple({'x': jax.random.normal(jax.random.PRNGKey(k), (1, 16, 2))}
+                    for k in range(3))
+    single = train.make_train_step(spec)
+    reference = copy(state)
+    for batch in batches:
+        reference, last_metrics = single(reference, batch)
+    scanned, metrics = train.make_multi_step(spec, 3)(copy(state), batches)
+    assert int(scanned.step) == 3
+    # The same operations; XLA may fuse them differently inside the loop.
+    for a, b in zip(jax.tree.leaves(copy(scanned)), jax.tree.leaves(copy(reference))):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert set(metrics) == set(last_metrics)
+    for name in last_metrics:
+        np.testing.assert_allclose(metrics[name], last_metrics[name], rtol=1e-5,
+                                   atol=1e-6)
+    with pytest.raises(ValueError, match='expected 3 batches'):
+        train.make_multi_step(spec, 3)(copy(state), batches[:2])
+
+
 @pytest.mark.parametrize('policy', ['stop', 'skip'])
 def test_nonfinite_update_is_recorded_and_skipped_on_request(policy):
     spec, state, batch = setup(small_config(nan_policy=policy))
