@@ -25,6 +25,11 @@ flags.DEFINE_integer('seeds', 0, 'Number of members K (seeds config.seed .. +K-1
 flags.DEFINE_integer('repeats', 1, 'Members (seeds) per swept value.')
 flags.DEFINE_bool('shared_data', False, 'All members see the base seed\'s batches.')
 flags.DEFINE_integer('chunk_size', 0, 'Members per compiled call (0 = all).')
+flags.DEFINE_enum('members', 'auto', ['auto', 'vmap', 'unroll'],
+                  'How members share the program: vmap (one batched program), '
+                  'unroll (K updates side by side; faster for convolutional '
+                  'networks on CPU), auto (unroll on CPU when the update '
+                  'convolves, else vmap).')
 flags.DEFINE_list('sweep.opt.d.lr', None, 'Discriminator learning rates to sweep.')
 flags.DEFINE_list('sweep.opt.g.lr', None, 'Generator learning rates to sweep.')
 flags.DEFINE_list('sweep.reg.gp_weight', None, 'Gradient-penalty weights to sweep.')
@@ -59,7 +64,7 @@ def main(config, workdir):
             shared_data=FLAGS.shared_data, chunk_size=FLAGS.chunk_size)
     except ValueError as e:
         launch.fail(str(e))
-    sweep_lib.run(config, sweep, workdir)
+    sweep_lib.run(config, sweep, workdir, members=FLAGS.members)
     summary = os.path.join(workdir, 'summary.md')
     if os.path.exists(summary):
         print(open(summary).read(), end='')

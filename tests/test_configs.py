@@ -23,7 +23,14 @@ def test_all_expected_configs_exist():
             'stacked_mnist_dcgan'} <= set(CONFIGS)
 
 
-@pytest.mark.parametrize('name', CONFIGS)
+# ResNets and 64-pixel networks: compilation alone takes 15-40 s each.
+SLOW_CONFIGS = ('cifar10_sngan', 'cifar10_cond_sngan', 'cifar10_wgangp',
+                'celeba64_dcgan', 'celeba64_wgangp')
+
+
+@pytest.mark.parametrize('name', [
+    pytest.param(n, marks=pytest.mark.slow) if n in SLOW_CONFIGS else n
+    for n in CONFIGS])
 def test_config_runs_three_steps(name, tmp_path):
     module = importlib.import_module(f'experiments.configs.{name}')
     assert 'python experiments/train.py' in module.__doc__

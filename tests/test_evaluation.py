@@ -31,6 +31,7 @@ def digit_features():
     return features.get_extractor('digits')
 
 
+@pytest.mark.slow
 def test_digit_classifier_accuracy_on_the_test_split(digit_features):
     images, labels = classifier._digits_split('test')
     assert len(images) == 1000
@@ -47,6 +48,7 @@ def test_digit_classifier_training_is_deterministic_given_the_seed():
     assert not all(differ)
 
 
+@pytest.mark.slow
 def test_classifier_reads_padded_digits_and_stacked_channels(digit_features):
     images, labels = classifier._digits_split('test')
     x = images[:64]
@@ -96,6 +98,7 @@ def test_reference_statistics_are_cached_and_recomputed_when_corrupt(
     np.testing.assert_array_equal(rebuilt['mean'], first['mean'])
 
 
+@pytest.mark.slow
 def test_feature_evaluators_separate_real_digits_from_noise(digit_features):
     config = digits_config()
     info = data.get_info(config)
@@ -163,6 +166,7 @@ def evaluate(*args):
                           capture_output=True, text=True, env=env, timeout=600)
 
 
+@pytest.mark.slow
 def test_evaluate_png_folder_equals_the_same_real_split(tmp_path, digit_features):
     real, _ = classifier._digits_split('test')
     uint8 = np.round((real[:300, ..., 0] + 1) * 127.5).astype(np.uint8)
@@ -184,6 +188,7 @@ def test_evaluate_png_folder_equals_the_same_real_split(tmp_path, digit_features
     assert {'eval/kid/kid', 'eval/pr/precision', 'eval/pr/recall'} <= set(from_pngs)
 
 
+@pytest.mark.slow
 def test_evaluate_a_workdir_appends_to_eval_jsonl(tmp_path, digit_features):
     from experiments.configs import digits_dcgan
     config = digits_dcgan.get_config('smoke')

@@ -129,6 +129,7 @@ def digest(directory):
     return h.hexdigest()
 
 
+@pytest.mark.slow
 def test_cli_bad_input_fails_with_one_line_and_touches_nothing(tmp_path):
     workdir = str(tmp_path / 'run')
     config = os.path.join(ROOT, 'experiments/configs/toy_ring.py') + ':smoke'
@@ -155,6 +156,7 @@ def test_cli_bad_input_fails_with_one_line_and_touches_nothing(tmp_path):
         assert digest(workdir) == before, flag
 
 
+@pytest.mark.slow
 def test_sample_is_a_function_of_checkpoint_and_seed(tmp_path):
     workdir = str(tmp_path / 'run')
     loop.run(tiny(), workdir)

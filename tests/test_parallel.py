@@ -50,6 +50,7 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_train_like_one(tmp_path):
     config = os.path.join(ROOT, 'experiments', 'configs', 'toy_ring.py') + ':smoke'
     flags = ['--config', config, '--config.batch_size=20', '--config.progress=False',

@@ -64,6 +64,7 @@ def test_sigterm_saves_a_checkpoint_at_the_current_step_and_exits(tmp_path):
     assert logged[-1] <= steps[0]
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_path):
     # 150 steps with a save every 3: saves take most of the training time, so
     # random moments inside training land in saves as often as not.

@@ -2,6 +2,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from gan_jax.models import resnet
 from gan_jax.models.layers import ConditionalBatchNorm, SelfAttention
@@ -11,6 +12,7 @@ def count(tree):
     return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
 
 
+@pytest.mark.slow
 def test_sngan_cifar10_parameter_counts():
     # Counted layer by layer from Miyato et al. 2018, appendix B.4 (Table 4):
     # G: dense 128 -> 4x4x256; 3 up-blocks 256 -> 256, each BN, conv3, BN,
@@ -74,6 +76,7 @@ def test_spectral_norm_makes_top_singular_value_one():
     assert checked >= 10  # every conv and the dense layer
 
 
+@pytest.mark.slow
 def test_projection_discriminator_uses_the_label():
     D = resnet.Discriminator(channels=(8, 8, 8, 8), num_classes=10)
     x = jax.random.normal(jax.random.PRNGKey(0), (4, 32, 32, 3))

@@ -83,6 +83,26 @@ def test_sweep_with_several_steps_per_call_equals_one_step_per_call(tmp_path):
         assert_member_equals(three, i, sweep_lib.member_of(one, i), rtol=1e-5)
 
 
+def test_unrolled_members_equal_single_runs_and_auto_picks_by_convolution(tmp_path):
+    config = plain(num_steps=4, log_every=2, checkpoint_every=4, sample_every=0)
+    sweep = sweep_lib.Sweep.build(seeds=2)
+    stacked = sweep_lib.run(config, sweep, str(tmp_path / 'sweep'), members='unroll')
+    for i in range(2):
+        single = loop.run(plain(num_steps=4, log_every=2, checkpoint_every=4,
+                                sample_every=0, seed=config.seed + i),
+                          str(tmp_path / f'single{i}'))
+        assert_member_equals(stacked, i, single, rtol=1e-6)
+    with pytest.raises(config_lib.ConfigError, match='members must be one of'):
+        sweep_lib.run(config, sweep, str(tmp_path / 'bad'), members='pmap')
+    # 'auto': unrolled on CPU for a convolutional update, vmapped for a dense one.
+    from experiments.configs import digits_dcgan
+    for cfg, expected in ((digits_dcgan.get_config('smoke'), 'unroll'), (config, 'vmap')):
+        info, _, _, spec, state = loop.build(cfg)
+        batch = {'x': jax.ShapeDtypeStruct((cfg.n_critic, cfg.batch_size, *info.shape),
+                                           np.float32)}
+        assert sweep_lib.choose_member_mode(spec, state, batch) == expected
+
+
 def test_repeats_expand_values_and_bad_sweeps_are_named():
     sweep = sweep_lib.Sweep.build(values={'opt.d.lr': [1e-4, 2e-4]}, repeats=3)
     assert sweep.num_members == 6
@@ -119,6 +139,7 @@ def test_shared_data_members_differ_only_by_seed(tmp_path):
     assert not np.allclose(leaves(other.g_params)[0], leaves(single.g_params)[0])
 
 
+@pytest.mark.slow
 def test_sweep_and_sample_launchers(tmp_path):
     workdir = str(tmp_path / 'sweep')
     config = os.path.join(ROOT, 'experiments/configs/toy_ring.py') + ':smoke'

@@ -157,6 +157,7 @@ def test_nonfinite_update_is_recorded_and_skipped_on_request(policy):
         assert not np.all(np.isfinite(jax.tree.leaves(copy(new_state.d_params))[0]))
 
 
+@pytest.mark.slow
 def test_unrolled_generator_loss_looks_ahead_through_d_updates():
     spec, state, batch = setup(small_config(unroll_steps=2))
     real = batch['x'][0]
@@ -231,7 +232,9 @@ BF16_MODELS = {
 }
 
 
-@pytest.mark.parametrize('model', list(BF16_MODELS))
+# The ResNet case compiles SNGAN's networks twice: in the slow tier.
+@pytest.mark.parametrize('model', [pytest.param(m, marks=pytest.mark.slow)
+                                   if m == 'resnet' else m for m in BF16_MODELS])
 def test_bfloat16_compute_keeps_float32_state_and_matches_float32(model):
     overrides = BF16_MODELS[model]
     results = {}
