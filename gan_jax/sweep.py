@@ -233,11 +233,11 @@ def choose_member_mode(spec: train.UpdateSpec, member_state: GANState,
                        batch: Dict[str, Any]) -> str:
     """'auto' resolved: 'unroll' on CPU when the update convolves, else 'vmap'.
 
-    Measured on the 2-core CPU (Stacked MNIST DCGAN, per member and step):
-    vmap 99, 249 and 506 ms at K = 1, 3 and 6 members; unrolled 82-86 ms at
-    K = 3 and 6. For the dense toy networks vmap and unroll run equally fast
-    and vmap compiles K times faster, so it stays the default there and on
-    accelerators.
+    Measured on the 2-core CPU (`scripts/bench_sweep.py --scaling
+    digits_dcgan`, ms per member and step): vmap 117, 319 and 399 at K = 1,
+    3 and 6 members; unrolled 97, 98 and 94. For the dense toy networks vmap
+    and unroll run equally fast and vmap compiles K times faster, so it stays
+    the default there and on accelerators.
     """
     if jax.default_backend() != 'cpu':
         return 'vmap'

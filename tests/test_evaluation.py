@@ -73,6 +73,7 @@ def test_stacked_mode_metrics_closed_form():
     assert uniform['modes'] == 1000 and uniform['kl'] == pytest.approx(0, abs=1e-12)
 
 
+@pytest.mark.slow  # needs the trained digit classifier
 def test_reference_statistics_are_cached_and_recomputed_when_corrupt(
         digit_features, monkeypatch):
     config = digits_config()
