@@ -1,4 +1,5 @@
-r"""Trains K members of one GAN together (jax.vmap over the update step).
+r"""Trains K members of one GAN together in one compiled program (jax.vmap over
+the update step, or the K updates unrolled side by side: --members).
 
   python experiments/sweep.py --config experiments/configs/toy_ring.py \
       --workdir workdirs/ring_sweep --seeds 10

@@ -1,6 +1,7 @@
 r"""Stacked MNIST (1,000 modes): DCGAN against PacDCGAN2/3/4, as in VEEGAN
 (Srivastava et al. 2017) and PacGAN (Lin et al. 2018, Table 3), trials trained
-together as one vmapped sweep per method.
+together as one sweep per method (members unrolled side by side on CPU,
+vmapped on accelerators: gan_jax.sweep, members='auto').
 
   python scripts/reproduce_stacked_mnist.py --workdir_root workdirs/stacked
   # a CPU budget (labelled as such in the table):
