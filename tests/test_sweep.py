@@ -73,12 +73,13 @@ def test_swept_learning_rates_and_chunks_match_single_runs(tmp_path):
         assert_member_equals(stacked, i, single, rtol=2e-5)
 
 
-def test_sweep_with_several_steps_per_call_equals_one_step_per_call(tmp_path):
+@pytest.mark.parametrize('members', ['vmap', 'unroll'])
+def test_sweep_with_several_steps_per_call_equals_one_step_per_call(tmp_path, members):
     events = dict(log_every=3, checkpoint_every=6, sample_every=0)
     sweep = sweep_lib.Sweep.build(seeds=2)
     one = sweep_lib.run(plain(num_steps=6, **events), sweep, str(tmp_path / 'one'))
     three = sweep_lib.run(plain(num_steps=6, steps_per_call=3, **events), sweep,
-                          str(tmp_path / 'three'))
+                          str(tmp_path / 'three'), members=members)
     for i in range(2):
         assert_member_equals(three, i, sweep_lib.member_of(one, i), rtol=1e-5)
 
