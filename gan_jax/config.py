@@ -218,6 +218,13 @@ def validate(config: ml_collections.ConfigDict, *, device_count: int = 1) -> Non
         need(config.reg[key] >= 0, f'reg.{key} must be >= 0, got {config.reg[key]}')
     need(config.steps_per_call >= 1,
          f'steps_per_call must be >= 1, got {config.steps_per_call}')
+    if config.steps_per_call > 1:
+        # A call ends at every event, so an interval that is not a multiple of
+        # steps_per_call would quietly run most steps one call each.
+        for key in ('log_every', 'checkpoint_every', 'eval_every', 'sample_every'):
+            need(config[key] % config.steps_per_call == 0,
+                 f'{key} = {config[key]} must be a multiple of steps_per_call = '
+                 f'{config.steps_per_call} (0 = only at the end); change either')
     need(config.unroll_steps >= 0,
          f'unroll_steps must be >= 0, got {config.unroll_steps}')
     need(config.best_mode in ('min', 'max'),

@@ -9,11 +9,11 @@ i trains with seed `config.seed + i` and, when swept, the i-th hyperparameter
 values; with independent data (the default) it sees exactly the batches of a
 single run with that seed, so it ends with the parameters of that run.
 
-Hyperparameters enter the vmapped step as per-member scalars (see
+Hyperparameters enter the sweep step as per-member scalars (see
 `train.train_step`'s `hparams`): a learning rate as the ratio of the member's
 rate to the config's, applied to the optimizer's update; the penalty weight
 directly. Members are processed in chunks of `chunk_size` (one compiled call
-per chunk and step) when K members' activations would not fit at once; every
+per chunk and call of `steps_per_call` steps) when K members' activations would not fit at once; every
 chunk advances each step, so a checkpoint always holds all members at one step.
 
 Workdir: config.json (the base config), sweep.json (this module's `Sweep`),
@@ -191,6 +191,8 @@ def make_sweep_step(spec: train.UpdateSpec, *, shared_data: bool, steps: int = 1
     """
     if members not in ('vmap', 'unroll'):
         raise ValueError(f"members must be 'vmap' or 'unroll', got {members!r}")
+    if steps < 1:
+        raise ValueError(f'steps must be >= 1, got {steps}')
 
     def one(state, batch, hparams):
         return train.train_step(state, batch, spec=spec, hparams=hparams or None)

@@ -91,7 +91,7 @@ def main():
         for per_call in (int(k) for k in args.steps_per_call.split(',')):
             config.steps_per_call = per_call
             # The bare step is timed right before and right after the loop,
-            # and their mean taken: this shared machine drifts by ±15% within
+            # and their mean taken: this shared machine drifts by 10-15% within
             # minutes, enough to fake an overhead of that size.
             before = bare_step_seconds(config)
             with tempfile.TemporaryDirectory() as tmp:

@@ -71,6 +71,8 @@ def main(argv=None):
     parser.add_argument('--width', type=int, default=64, help='G and D base channels')
     parser.add_argument('--source', default='digits', choices=('digits', 'mnist'))
     parser.add_argument('--methods', default='dcgan,pacdcgan2')
+    parser.add_argument('--members', default='auto', choices=('auto', 'vmap', 'unroll'),
+                        help='how the trials share the program (gan_jax.sweep.run)')
     args = parser.parse_args(argv)
     from gan_jax import sweep as sweep_lib
     methods = args.methods.split(',')
@@ -89,7 +91,7 @@ def main(argv=None):
     for method in methods:
         row, seconds = sweep_lib.run_trials(
             protocol_config(method, args.budget, args.width, args.source),
-            args.trials, os.path.join(args.workdir_root, method))
+            args.trials, os.path.join(args.workdir_root, method), members=args.members)
         minutes = seconds / 60
         modes, kl = row['eval/stacked_modes/modes'], row['eval/stacked_modes/kl']
         lines.append(f'| {method} | {modes["mean"]:.1f} ± {modes["sem"]:.2g} | '

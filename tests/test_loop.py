@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import toy_ring
-from gan_jax import data, loop
+from gan_jax import config as config_lib, data, loop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -74,6 +74,9 @@ def test_steps_per_call_blocks_end_at_every_event():
     # falls inside one; every event step is the end of a call.
     assert ends == [4, 5, 6, 10, 11, 12, 16, 17, 18, 19, 20]
     assert loop.steps_in_next_call(tiny(num_steps=20), 0) == 1
+    # A run refuses such intervals: most of its steps would go one per call.
+    with pytest.raises(config_lib.ConfigError, match='log_every = 6 must be a multiple'):
+        config_lib.validate(config)
 
 
 def test_steps_per_call_trains_like_single_steps(tmp_path):

@@ -104,6 +104,19 @@ def test_unrolled_members_equal_single_runs_and_auto_picks_by_convolution(tmp_pa
         assert sweep_lib.choose_member_mode(spec, state, batch) == expected
 
 
+def test_unrolled_members_with_chunks_and_shared_data_equal_vmapped(tmp_path):
+    config = plain(num_steps=4, log_every=2, checkpoint_every=4, sample_every=0)
+    sweep = sweep_lib.Sweep.build(seeds=3, shared_data=True, chunk_size=2)
+    assert sweep.chunks() == [(0, 2), (2, 3)]
+    vmapped = sweep_lib.run(config, sweep, str(tmp_path / 'vmap'), members='vmap')
+    unrolled = sweep_lib.run(config, sweep, str(tmp_path / 'unroll'), members='unroll')
+    for i in range(3):
+        assert_member_equals(unrolled, i, sweep_lib.member_of(vmapped, i), rtol=1e-5)
+    records = [json.loads(x) for x in open(tmp_path / 'unroll' / 'metrics.jsonl')]
+    assert sorted({(r['step'], r['member']) for r in records}) == [
+        (s, m) for s in (2, 4) for m in range(3)]
+
+
 def test_repeats_expand_values_and_bad_sweeps_are_named():
     sweep = sweep_lib.Sweep.build(values={'opt.d.lr': [1e-4, 2e-4]}, repeats=3)
     assert sweep.num_members == 6
