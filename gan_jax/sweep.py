@@ -218,6 +218,15 @@ def make_sweep_step(spec: train.UpdateSpec, *, shared_data: bool, steps: int = 1
     return jax.jit(several, donate_argnums=0)
 
 
+def as_step_state(stacked: GANState, members: str) -> Any:
+    """A stacked state [K, ...] in the form make_sweep_step(members=...)
+    takes: as is for 'vmap', a tuple of the K member states for 'unroll'."""
+    if members == 'unroll':
+        count = jax.tree.leaves(stacked)[0].shape[0]
+        return tuple(member_of(stacked, i) for i in range(count))
+    return stacked
+
+
 def _has_convolution(jaxpr) -> bool:
     """Whether a jaxpr, or any jaxpr nested in its equations, convolves."""
     for eqn in jaxpr.eqns:
@@ -401,10 +410,8 @@ def run(config: ml_collections.ConfigDict, sweep: Sweep, workdir: str, *,
                                 steps=config.steps_per_call, members=members)
                 if config.steps_per_call > 1 else None)
     chunks = sweep.chunks()
-    chunk_states = [jax.tree.map(lambda x: x[lo:hi], state) for lo, hi in chunks]
-    if members == 'unroll':  # tuples of member states (see make_sweep_step)
-        chunk_states = [tuple(member_of(c, i) for i in range(hi - lo))
-                        for c, (lo, hi) in zip(chunk_states, chunks)]
+    chunk_states = [as_step_state(jax.tree.map(lambda x: x[lo:hi], state), members)
+                    for lo, hi in chunks]
     chunk_hparams = [{k: jnp.asarray(v[lo:hi]) for k, v in hparams.items()}
                      for lo, hi in chunks]
     del state, init_state

@@ -48,8 +48,7 @@ def member_step_ms(config, count: int, members: str, calls: int = 5) -> float:
     from gan_jax import sweep as sweep_lib
     sweep = sweep_lib.Sweep.build(seeds=count)
     _, _, _, spec, state = sweep_lib.initial_state(config, sweep)
-    if members == 'unroll':
-        state = tuple(sweep_lib.member_of(state, i) for i in range(count))
+    state = sweep_lib.as_step_state(state, members)
     step = sweep_lib.make_sweep_step(spec, shared_data=False, members=members)
     hparams = {k: jnp.asarray(v)
                for k, v in sweep_lib.member_hparams(config, sweep).items()}
