@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_jax import xla_options
 from gan_jax.types import PyTree
 
 
@@ -41,7 +42,7 @@ def sample(G: nn.Module, params: PyTree, g_state: Dict[str, PyTree],
     Returns:
       np.ndarray float32 [N, *out_shape]: images in [-1, 1] or 2-D points.
     """
-    apply = jax.jit(lambda v, z_, y_: G.apply(v, z_, y_, train=False))
+    apply = xla_options.jit(lambda v, z_, y_: G.apply(v, z_, y_, train=False))
     variables = {'params': params, **g_state}
     split = None
     if mesh is not None and mesh.size > 1 and jax.process_count() == 1:

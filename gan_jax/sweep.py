@@ -33,7 +33,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from gan_jax import checkpoint, config as config_lib, data, metrics, sampling, train
+from gan_jax import (checkpoint, config as config_lib, data, metrics, sampling, train,
+                     xla_options)
 from gan_jax.state import GANState
 
 log = logging.getLogger(__name__)
@@ -210,12 +211,12 @@ def make_sweep_step(spec: train.UpdateSpec, *, shared_data: bool, steps: int = 1
             return tuple(o[0] for o in outs), tuple(o[1] for o in outs)
 
     if steps == 1:
-        return jax.jit(all_members, donate_argnums=0)
+        return xla_options.jit(all_members, donate_argnums=0)
 
     def several(state, batches, hparams):
         return train.scan_steps(lambda s, b: all_members(s, b, hparams), state, batches)
 
-    return jax.jit(several, donate_argnums=0)
+    return xla_options.jit(several, donate_argnums=0)
 
 
 def as_step_state(stacked: GANState, members: str) -> Any:

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from gan_jax import augment, losses, regularizers
+from gan_jax import augment, losses, regularizers, xla_options
 from gan_jax.state import GUARDED_METRICS, GANState
 from gan_jax.types import Batch, Metrics, PRNGKey, PyTree
 
@@ -414,4 +414,4 @@ def _jit(fn, state_sharding, batch_sharding):
     if state_sharding is not None:
         kwargs['in_shardings'] = (state_sharding, batch_sharding)
         kwargs['out_shardings'] = (state_sharding, None)
-    return jax.jit(fn, donate_argnums=0, **kwargs)
+    return xla_options.jit(fn, donate_argnums=0, **kwargs)
