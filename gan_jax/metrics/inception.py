@@ -29,6 +29,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from gan_jax import xla_options
 from flax import traverse_util
 
 INPUT_SIZE = 299
@@ -503,8 +505,9 @@ class FeatureExtractor:
             self._batch_sharding = None
             self._variables = jax.device_put(variables)
         # Variables are an argument, not a closure constant, so they are not
-        # baked into the compiled program.
-        self._forward = jax.jit(self._forward_batch)
+        # baked into the compiled program. xla_options: 2.3x faster on CPU
+        # (6.2 against 14.3 s per 50 images).
+        self._forward = xla_options.jit(self._forward_batch)
 
     def _forward_batch(self, variables, images):
         return self._model.apply(variables, resize_to_inception(images))
