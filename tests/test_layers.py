@@ -1,5 +1,5 @@
-"""layers.Conv (per-tap matmul kernel gradient; space-to-depth input gradient
-of 4x4 stride-2 convolutions) equals nn.Conv in value and gradients, keeps its
+"""layers.Conv (space-to-depth input gradient of 4x4 stride-2 convolutions)
+equals nn.Conv in value and gradients, keeps its
 parameter names, and works under spectral norm; the ResNet upsampling equals
 jax.image.resize."""
 import flax.linen as nn
@@ -27,7 +27,6 @@ def relative_error(a, b):
 def test_conv_equals_flax_conv_in_value_and_gradients(kernel_size, strides, padding,
                                                       use_bias, size, strided4x4):
     x = jax.random.normal(jax.random.PRNGKey(0), (3, size, size, 64))
-    assert layers.tap_gradients_enabled((1, 1, 64, 128))  # the tests run on CPU
     # Which formulation the case exercises (the tests run on CPU).
     assert layers._strided4x4(x.shape, kernel_size, strides, padding) == strided4x4
     ours = layers.Conv(128, kernel_size, strides, padding, use_bias)

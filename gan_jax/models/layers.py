@@ -4,7 +4,6 @@ XLA:CPU computes them fast, each the same function with the same parameters
 as its flax counterpart: transposed convolutions as adjoints of strided ones
 or in sub-pixel form (Shi et al. 2016), strided 4x4 convolutions with a
 space-to-depth input gradient, and a per-tap matmul kernel gradient."""
-import functools
 from typing import Any, Tuple
 
 import flax.linen as nn
@@ -75,78 +74,6 @@ def _conv(x: jax.Array, kernel: jax.Array, strides, padding) -> jax.Array:
                                         dimension_numbers=_DIMENSIONS)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def conv2d(x: jax.Array, kernel: jax.Array, strides: Tuple[int, int],
-           padding) -> jax.Array:
-    """2-D convolution, x [B, H, W, C_in] * kernel [kh, kw, C_in, C_out] ->
-    [B, H', W', C_out] (lax.conv_general_dilated), whose kernel gradient is a
-    matrix product of input patches and output gradients.
-
-    XLA:CPU compiles a convolution's kernel gradient into a slow loop (a 3x3,
-    128-channel layer at batch 64, 32x32: 4.2 s against 0.24 s forward); as
-    one matrix product per kernel tap it is a few times faster. The value and the input gradient are XLA's
-    own. `padding` is 'SAME', 'VALID' or ((top, bottom), (left, right)).
-    """
-    return _conv(x, kernel, strides, padding)
-
-
-def _conv2d_fwd(x, kernel, strides, padding):
-    return _conv(x, kernel, strides, padding), (x, kernel)
-
-
-def _conv2d_bwd(strides, padding, residuals, dy):
-    x, kernel = residuals
-    _, input_vjp = jax.vjp(lambda x_: _conv(x_, kernel, strides, padding), x)
-    (dx,) = input_vjp(dy)
-    kh, kw, c_in, c_out = kernel.shape
-    # dk[i, j] = Σ_b,h,w x_pad[b, s·h + i, s·w + j, :]ᵀ dy[b, h, w, :]: one
-    # matrix product per tap over strided slices (no patch tensor, no
-    # identity-kernel convolution).
-    (top, bottom), (left, right) = jax.lax.padtype_to_pads(
-        x.shape[1:3], (kh, kw), strides, padding) if isinstance(padding, str) \
-        else padding
-    x_pad = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
-    h_out, w_out = dy.shape[1:3]
-    sh, sw = strides
-    if (sh, sw) == (1, 1):
-        return dx, _stride1_kernel_grad(x_pad, dy, kh, kw).astype(kernel.dtype)
-    taps = []
-    for i in range(kh):
-        for j in range(kw):
-            window = x_pad[:, i:i + sh * (h_out - 1) + 1:sh,
-                           j:j + sw * (w_out - 1) + 1:sw]
-            taps.append(jnp.tensordot(window, dy, axes=((0, 1, 2), (0, 1, 2))))
-    dk = jnp.stack(taps).reshape(kh, kw, c_in, c_out)
-    return dx, dk.astype(kernel.dtype)
-
-
-conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
-
-
-def _stride1_kernel_grad(x_pad: jax.Array, dy: jax.Array, kh: int, kw: int
-                         ) -> jax.Array:
-    """Kernel gradient of a stride-1 convolution: x_pad [B, Hp, Wp, C_in]
-    (already padded), dy [B, Hp - kh + 1, Wp - kw + 1, C_out] ->
-    [kh, kw, C_in, C_out].
-
-    With dy zero-padded to the Hp x Wp grid and both flattened over (b, h, w),
-    tap (i, j) reads x at a constant offset i·Wp + j, so each tap is one matrix
-    product of a contiguous row block of x and dy: no strided window copies
-    (1.3 s against 1.8 s for 3x3, 256 -> 256 channels at batch 64, 32x32; the
-    padded rows cost (Hp·Wp) / (H·W) - 1 extra multiply-adds, 13% there).
-    """
-    b, hp, wp, c_in = x_pad.shape
-    h_out, w_out, c_out = dy.shape[1:]
-    rows = b * hp * wp
-    x_flat = jnp.pad(x_pad.reshape(rows, c_in), ((0, (kh - 1) * wp + kw - 1), (0, 0)))
-    dy_flat = jnp.pad(dy, ((0, 0), (0, hp - h_out), (0, wp - w_out), (0, 0))
-                      ).reshape(rows, c_out)
-    taps = [jax.lax.dot_general(
-        jax.lax.slice_in_dim(x_flat, i * wp + j, i * wp + j + rows), dy_flat,
-        (((0,), (0,)), ((), ()))) for i in range(kh) for j in range(kw)]
-    return jnp.stack(taps).reshape(kh, kw, c_in, c_out)
-
-
 # 4x4 stride-2 convolutions (DCGAN's D) and their transposes (DCGAN's G).
 # Padded by one pixel, space-to-depth turns the strided 4x4 convolution into a
 # 2x2 stride-1 convolution over 4·C_in channels. Its input gradient (a
@@ -188,9 +115,10 @@ def _down_kernel_grad(x: jax.Array, g: jax.Array) -> jax.Array:
     """The kernel gradient of `_down`: x [B, 2h, 2w, C_in], output cotangent
     g [B, h, w, C_out] -> [4, 4, C_in, C_out].
 
-    For few input channels (an image layer) XLA:CPU's own is slow (24 ms
-    against 6 ms for 3 -> 64 channels at batch 128, 32x32): there it is one
-    matrix product of the 2x2 space-to-depth patches [B·h·w, 16·C_in] and g.
+    For few input channels (an image layer) it is one matrix product of the
+    2x2 space-to-depth patches [B·h·w, 16·C_in] and g: faster than XLA:CPU's
+    own (for 3 -> 64 channels at batch 128, 32x32: 12 against 15 ms with
+    gan_jax.xla_options, 6 against 24 ms with YNNPACK convolutions).
     """
     c_in, c_out = x.shape[-1], g.shape[-1]
     if c_in > _FEW_CHANNELS:
@@ -262,16 +190,6 @@ def conv_transpose4x4(x: jax.Array, kernel: jax.Array) -> jax.Array:
     return _down_transpose(x, kernel[::-1, ::-1].transpose(0, 1, 3, 2))
 
 
-def tap_gradients_enabled(kernel_shape: Tuple[int, ...] = (1, 1, 128, 128)
-                            ) -> bool:
-    """Whether a convolution with kernel [kh, kw, C_in, C_out] takes conv2d's
-    per-tap kernel gradient: on CPU only (GPU and TPU convolution gradients are
-    fast already), and for C_in·C_out ≥ 8192, where XLA:CPU's own was slower in
-    our timings (e.g. 4.3 s against 0.9 s for 128 -> 128 channels at batch 64,
-    32x32; but 30 ms against 64 ms for 64 -> 12 channels at 16x16)."""
-    return jax.default_backend() == 'cpu' and kernel_shape[-2] * kernel_shape[-1] >= 8192
-
-
 def upsample_nearest(x: jax.Array) -> jax.Array:
     """Nearest-neighbour 2x upsampling [B, H, W, C] -> [B, 2H, 2W, C]; as
     repeats rather than jax.image.resize, whose gradient is ~6x slower on CPU."""
@@ -302,8 +220,7 @@ def upsample_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
                         kernel.astype(jnp.float32)).astype(kernel.dtype)
     merged = merged.reshape(2, 2, c_in, 4 * c_out)  # channels (r, s, c)
     x_pad = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    conv = conv2d if tap_gradients_enabled(merged.shape) else _conv
-    y = conv(x_pad, merged, (1, 1), 'VALID').reshape(b, h + 1, w + 1, 2, 2, c_out)
+    y = _conv(x_pad, merged, (1, 1), 'VALID').reshape(b, h + 1, w + 1, 2, 2, c_out)
     # Phase (r, s) of output pixel (2m + r, 2n + s) reads the window starting
     # at padded pixel (m + r, n + s).
     return depth_to_space(jnp.concatenate(
@@ -313,8 +230,9 @@ def upsample_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
 class Conv(nn.Module):
     """nn.Conv for NHWC images with the same parameters ('kernel' [kh, kw,
     C_in, features] LeCun-normal, 'bias' zeros), the same auto-name (Conv_0,
-    ...) and the same function, computed through `conv2d` on CPU (a much faster
-    kernel gradient there). x [B, H, W, C_in] -> [B, H', W', features].
+    ...) and the same function; 4x4 stride-2 kernels go through
+    `strided_conv4x4` on CPU (a faster input gradient there).
+    x [B, H, W, C_in] -> [B, H', W', features].
 
     upsample=True computes the convolution of upsample_nearest(x), [B, 2H, 2W,
     features], through `upsample_conv3x3` for a 3x3 stride-1 'SAME' kernel
@@ -342,8 +260,6 @@ class Conv(nn.Module):
             y = upsample_conv3x3(x, kernel)
         elif _strided4x4(x.shape, kernel.shape, strides, padding):
             y = strided_conv4x4(x, kernel)
-        elif tap_gradients_enabled(kernel.shape):
-            y = conv2d(x, kernel, strides, padding)
         else:
             y = _conv(x, kernel, strides, padding)
         if self.use_bias:
@@ -402,9 +318,7 @@ class UpConv(nn.Module):
         if self.impl == 'adjoint':
             y = conv_transpose4x4(x, kernel)
         else:
-            sub_kernel = subpixel_kernel(kernel)
-            conv = conv2d if tap_gradients_enabled(sub_kernel.shape) else _conv
-            y = depth_to_space(conv(x, sub_kernel, (1, 1), ((1, 1), (1, 1))))
+            y = depth_to_space(_conv(x, subpixel_kernel(kernel), (1, 1), ((1, 1), (1, 1))))
         return y + bias if bias is not None else y
 
 
