@@ -1,0 +1,74 @@
+"""Times our update step compiled with XLA's default options and with
+gan_jax.xla_options (on CPU: YNNPACK for matrix products and reductions,
+Eigen for convolutions), interleaved in one process, so that the machine's
+drift affects both alike.
+
+    python scripts/bench_xla_options.py --models dcgan32 --rounds 8
+    python scripts/bench_xla_options.py --models resnet32 --rounds 3 --steps_per_round 1
+
+Prints one row per model: median ms per step of each, and ours / default.
+"""
+import argparse
+import os
+import sys
+import time
+from typing import Dict, List
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def compare(model: str, rounds: int, steps_per_round: int) -> Dict[str, float]:
+    """Median ms per update step of `model` (a bench_step model name) under
+    XLA's default options and under gan_jax.xla_options."""
+    import jax
+
+    import bench_step
+    from gan_jax import loop, train, xla_options
+
+    config = bench_step.model_config(model, 1)
+    info, _, _, spec, state = loop.build(config)
+    x = np.random.default_rng(0).uniform(
+        -1.0, 1.0, (config.n_critic, config.batch_size) + tuple(info.shape))
+    batch = {'x': jax.device_put(x.astype(np.float32))}
+    variants = {'default': None, 'ours': xla_options.compiler_options()}
+    steps, states, times = {}, {}, {}
+    for name, options in variants.items():
+        steps[name] = jax.jit(lambda s, b: train.train_step(s, b, spec=spec),
+                              donate_argnums=0, compiler_options=options)
+        # Each variant its own copy: the step donates its state.
+        states[name] = jax.tree.map(lambda a: jax.numpy.array(a, copy=True), state)
+        states[name], _ = steps[name](states[name], batch)  # compile, warm up
+        jax.block_until_ready(states[name])
+        times[name] = []
+    for _ in range(rounds):
+        for name in variants:
+            for _ in range(steps_per_round):
+                start = time.perf_counter()
+                states[name], _ = steps[name](states[name], batch)
+                jax.block_until_ready(states[name])
+                times[name].append(1e3 * (time.perf_counter() - start))
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def main(argv: List[str] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--models', default='dcgan32',
+                        help='comma-separated bench_step models (mlp, dcgan32, resnet32, dcgan64)')
+    parser.add_argument('--rounds', type=int, default=8)
+    parser.add_argument('--steps_per_round', type=int, default=5)
+    args = parser.parse_args(argv)
+    from gan_jax import xla_options
+    print(f'gan_jax.xla_options: {xla_options.compiler_options()}')
+    print('| model | default ms | ours ms | ours / default |')
+    print('|---|---|---|---|')
+    for model in args.models.split(','):
+        ms = compare(model, args.rounds, args.steps_per_round)
+        print(f"| {model} | {ms['default']:.1f} | {ms['ours']:.1f} | "
+              f"{ms['ours'] / ms['default']:.3f} |", flush=True)
+
+
+if __name__ == '__main__':
+    main()
