@@ -60,11 +60,16 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument('--rounds', type=int, default=8)
     parser.add_argument('--steps_per_round', type=int, default=5)
     args = parser.parse_args(argv)
+    import bench_step
     from gan_jax import xla_options
+    models = args.models.split(',')
+    unknown = [m for m in models if m not in bench_step.MODELS]
+    if unknown:
+        raise ValueError(f'unknown model(s) {unknown}: choose from {sorted(bench_step.MODELS)}')
     print(f'gan_jax.xla_options: {xla_options.compiler_options()}')
     print('| model | default ms | ours ms | ours / default |')
     print('|---|---|---|---|')
-    for model in args.models.split(','):
+    for model in models:
         ms = compare(model, args.rounds, args.steps_per_round)
         print(f"| {model} | {ms['default']:.1f} | {ms['ours']:.1f} | "
               f"{ms['ours'] / ms['default']:.3f} |", flush=True)
