@@ -104,7 +104,7 @@ def test_strided_conv4x4_and_its_transpose_equal_lax_in_value_and_gradients(c_in
             assert relative_error(a, b) <= 1e-5
 
 
-@pytest.mark.parametrize('c_in,c_out', [(5, 7), (96, 128)])  # XLA / per-tap gradients
+@pytest.mark.parametrize('c_in,c_out', [(5, 7), (96, 128)])  # few and many channels
 def test_conv_of_upsampled_input_equals_literal_form_in_value_and_gradients(c_in, c_out):
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 6, c_in))
     ours = layers.Conv(c_out, (3, 3), upsample=True)

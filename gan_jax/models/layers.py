@@ -3,7 +3,8 @@ packing (PacGAN, Lin et al. 2018), and convolutions reformulated so that
 XLA:CPU computes them fast, each the same function with the same parameters
 as its flax counterpart: transposed convolutions as adjoints of strided ones
 or in sub-pixel form (Shi et al. 2016), strided 4x4 convolutions with a
-space-to-depth input gradient, and a per-tap matmul kernel gradient."""
+space-to-depth input gradient, and 3x3 convolutions of upsampled inputs on
+the coarse grid."""
 from typing import Any, Tuple
 
 import flax.linen as nn
