@@ -307,7 +307,8 @@ def train_step(state: GANState, batch: Batch, *, spec: UpdateSpec,
 
     # A Python loop, not lax.scan: inside an XLA while loop (even a fully
     # unrolled scan keeps one) XLA:CPU ran these convolutions several times
-    # slower in our timings; n_critic is small, so compile time stays low.
+    # slower in our timings (with YNNPACK convolutions, before xla_options);
+    # n_critic is small, so compile time stays low.
     d_keys = jax.random.split(d_rng, spec.n_critic)
     new_state, per_update = state, []
     for i in range(spec.n_critic):
@@ -377,7 +378,8 @@ def make_multi_step(spec: UpdateSpec, steps: int, *, state_sharding=None,
     The result equals `steps` calls of make_train_step's function on the same
     batches (randomness comes from state.step, which the scan carries), to
     float32 rounding. On XLA:CPU, convolutions inside a loop ran several times
-    slower in our timings: this is for dense and small models, or accelerators.
+    slower in our timings (with YNNPACK convolutions, before xla_options):
+    this is for dense and small models, or accelerators.
 
     Args:
       spec: static parts of the update.

@@ -1,16 +1,18 @@
 """XLA compiler options for our compiled functions, and `jit`, which applies them.
 
-On XLA:CPU (jax 0.10) YNNPACK runs matrix products and convolutions by
-default, and XLA's own loops run reductions. We measured (docs/performance.md):
+On XLA:CPU (jaxlib 0.10.2) YNNPACK runs matrix products, convolutions and
+reductions by default. We measured (docs/performance.md):
 - YNNPACK's convolutions were up to twice as slow as XLA's Eigen ones for
   every DCGAN layer we timed (e.g. the 4x4 stride-2, 64 -> 128-channel layer
   at batch 128, 16x16: forward 34.7 against 18.9 ms, kernel gradient 46.0
-  against 27.3 ms);
-- YNNPACK's reductions were 4-16x faster than XLA's (a sum and a sum of
-  squares over [128, 16, 16, 64] to [64]: 0.5 against 8.8 ms), and batch
-  normalisation is made of such reductions.
-So on CPU we give YNNPACK matrix products and reductions, and leave
-convolutions to Eigen.
+  against 27.3 ms), and up to several times slower for the kernel
+  gradients of ResNet layers;
+- YNNPACK's reductions were 4-16x faster than XLA's own (a sum and a sum of
+  squares over [128, 16, 16, 64] to [64]: 0.5 against 8.8 ms; batch
+  normalisation is made of such reductions).
+So on CPU we name matrix products and reductions (the option replaces the
+whole list, so reductions must be named to stay) and leave convolutions to
+Eigen.
 
 A user's own `--xla_cpu_experimental_ynn_fusion_type` in XLA_FLAGS wins: then
 we add nothing. On a jaxlib that does not know the option we add nothing and
@@ -55,18 +57,33 @@ class _Jitted:
     eval_shape, ...) are those of the top-level jit."""
 
     def __init__(self, fn: Callable, jit_kwargs: Dict[str, Any]):
+        # Name and docstring only: copying fn's __dict__ could overwrite ours.
+        functools.update_wrapper(self, fn, updated=())
         options = compiler_options()
         self._top = jax.jit(fn, compiler_options=options, **jit_kwargs)
         self._nested = jax.jit(fn, **jit_kwargs) if options else self._top
-        functools.update_wrapper(self, fn)
 
     def __call__(self, *args, **kwargs):
-        traced = any(isinstance(leaf, jax.core.Tracer)
-                     for leaf in jax.tree.leaves((args, kwargs)))
-        return (self._nested if traced else self._top)(*args, **kwargs)
+        return (self._nested if _inside_a_trace(args, kwargs) else self._top)(
+            *args, **kwargs)
 
     def __getattr__(self, name: str):
+        if name in ('_top', '_nested') or name.startswith('__'):
+            raise AttributeError(name)  # e.g. during copy, before __init__ ran
         return getattr(self._top, name)
+
+
+def _inside_a_trace(args, kwargs) -> bool:
+    """Whether a call happens inside a jax transformation: jax's own trace
+    state where this jax has it (a private name), else any tracer among the
+    arguments."""
+    try:
+        from jax._src.core import trace_state_clean
+    except ImportError:
+        trace_state_clean = None
+    if trace_state_clean is not None and not trace_state_clean():
+        return True
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((args, kwargs)))
 
 
 def jit(fn: Callable, **jit_kwargs) -> Callable:

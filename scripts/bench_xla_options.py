@@ -4,7 +4,7 @@ Eigen for convolutions), interleaved in one process, so that the machine's
 drift affects both alike.
 
     python scripts/bench_xla_options.py --models dcgan32 --rounds 8
-    python scripts/bench_xla_options.py --models resnet32 --rounds 3 --steps_per_round 1
+    python scripts/bench_xla_options.py --models resnet32 --rounds 2 --steps_per_round 1
 
 Prints one row per model: median ms per step of each, and ours / default.
 """
@@ -71,7 +71,7 @@ def main(argv: List[str] = None) -> None:
     print('|---|---|---|---|')
     for model in models:
         ms = compare(model, args.rounds, args.steps_per_round)
-        print(f"| {model} | {ms['default']:.1f} | {ms['ours']:.1f} | "
+        print(f"| {model} | {ms['default']:.2f} | {ms['ours']:.2f} | "
               f"{ms['ours'] / ms['default']:.3f} |", flush=True)
 
 

@@ -2,14 +2,20 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from gan_jax import xla_options
 from gan_jax.models import layers
 
+pytestmark = pytest.mark.skipif(
+    jax.default_backend() != 'cpu' or not xla_options._cpu_options_supported(),
+    reason='the options are for an XLA:CPU that accepts them')
+
 
 def _conv_bn_loss(x, kernel):
-    """A strided convolution, batch-norm statistics and a mean: the kinds of
-    operation the options move between YNNPACK and XLA's own code."""
+    """A strided convolution, batch-norm statistics and a mean: convolutions,
+    which the options take from YNNPACK, and reductions, which they keep
+    there."""
     y = layers.strided_conv4x4(x, kernel)
     mean = jnp.mean(y, axis=(0, 1, 2))
     var = jnp.mean(jnp.square(y), axis=(0, 1, 2)) - jnp.square(mean)
@@ -42,7 +48,8 @@ def test_jit_with_options_computes_what_plain_jit_computes(monkeypatch):
 
 def test_cpu_options_keep_convolutions_and_reductions_where_measured_fastest(monkeypatch):
     # The compiled program: no convolution inside a YNNPACK fusion, and the
-    # reductions not rewritten into XLA's reduce-window trees.
+    # reductions still YNNPACK's, not XLA's own reduce-window trees (as when
+    # the option names matrix products only).
     monkeypatch.delenv('XLA_FLAGS', raising=False)
     x = jnp.zeros((64, 16, 16, 64), jnp.float32)
     kernel = jnp.zeros((4, 4, 64, 128), jnp.float32)
@@ -51,6 +58,7 @@ def test_cpu_options_keep_convolutions_and_reductions_where_measured_fastest(mon
     fusions = [block for block in text.split('\n\n') if '__ynn_fusion' in block]
     ynn_computations = {line.split('calls=')[1].split(',')[0] for block in fusions
                         for line in block.splitlines() if '__ynn_fusion' in line}
+    assert ynn_computations  # the reductions (and any dot) are YNNPACK's
     for name in ynn_computations:
         body = text.split(f'{name} ')[1].split('\n}')[0]
         assert 'convolution(' not in body, body
@@ -63,7 +71,22 @@ def test_jitted_function_also_runs_inside_other_transformations(monkeypatch):
     x = jnp.arange(6.0)
     double = xla_options.jit(lambda v: 2.0 * v)
     np.testing.assert_allclose(double(x), 2.0 * x)
+    # The top-level call compiled the variant with options, and only it.
+    assert double._top._cache_size() == 1 and double._nested._cache_size() == 0
     np.testing.assert_allclose(jax.jit(lambda v: double(v) + 1.0)(x), 2.0 * x + 1.0)
+    # Inside a trace with concrete arguments (a closed-over constant).
+    np.testing.assert_allclose(jax.jit(lambda: double(np.arange(6.0)))(), 2.0 * x)
     np.testing.assert_allclose(jax.grad(lambda v: jnp.sum(double(v)))(x), 2.0 * np.ones(6))
     assert 'mul' in str(jax.make_jaxpr(double)(x))
-    assert double.lower(x).compile() is not None
+    assert double._top._cache_size() == 1
+    assert double.__name__ == '<lambda>'
+
+
+def test_wrapping_a_jitted_function_keeps_the_outer_arguments(monkeypatch):
+    monkeypatch.delenv('XLA_FLAGS', raising=False)
+    inner = xla_options.jit(lambda v: v + 1.0)
+    outer = xla_options.jit(inner, donate_argnums=0)
+    assert outer._top is not inner._top
+    x = jnp.arange(3.0)
+    np.testing.assert_allclose(outer(x), np.arange(3.0) + 1.0)
+    assert x.is_deleted()  # donated

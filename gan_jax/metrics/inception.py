@@ -29,9 +29,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import traverse_util
 
 from gan_jax import xla_options
-from flax import traverse_util
 
 INPUT_SIZE = 299
 NUM_CLASSES = 1008
