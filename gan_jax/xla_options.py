@@ -41,9 +41,9 @@ def _cpu_options_supported() -> bool:
 
 def compiler_options() -> Optional[Dict[str, Any]]:
     """The options our compiled steps take on the default backend: on CPU,
-    YNNPACK for matrix products and reductions only (see the module doc); None elsewhere,
-    when XLA_FLAGS already sets the YNNPACK option, or when this jaxlib
-    does not accept it."""
+    YNNPACK for matrix products and reductions only (see the module doc);
+    None elsewhere, when XLA_FLAGS already sets the YNNPACK option, or when
+    this jaxlib does not accept it."""
     if jax.default_backend() != 'cpu' or _YNN_OPTION in os.environ.get('XLA_FLAGS', ''):
         return None
     return dict(_CPU_OPTIONS) if _cpu_options_supported() else None
@@ -73,16 +73,17 @@ class _Jitted:
         return getattr(self._top, name)
 
 
+try:  # a private name: resolved once, with a fallback where it is missing
+    from jax._src.core import trace_state_clean as _trace_state_clean
+except ImportError:
+    _trace_state_clean = None
+
+
 def _inside_a_trace(args, kwargs) -> bool:
     """Whether a call happens inside a jax transformation: jax's own trace
-    state where this jax has it (a private name), else any tracer among the
-    arguments."""
-    try:
-        from jax._src.core import trace_state_clean
-    except ImportError:
-        trace_state_clean = None
-    if trace_state_clean is not None and not trace_state_clean():
-        return True
+    state where this jax has it, else any tracer among the arguments."""
+    if _trace_state_clean is not None:
+        return not _trace_state_clean()
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((args, kwargs)))
 
 
