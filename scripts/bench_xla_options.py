@@ -34,23 +34,26 @@ def compare(model: str, rounds: int, steps_per_round: int) -> Dict[str, float]:
         -1.0, 1.0, (config.n_critic, config.batch_size) + tuple(info.shape))
     batch = {'x': jax.device_put(x.astype(np.float32))}
     variants = {'default': None, 'ours': xla_options.compiler_options()}
-    steps, states, times = {}, {}, {}
+    holders = {}
+
+    def timer(name, step):
+        def timed_step() -> float:
+            start = time.perf_counter()
+            holders[name], _ = step(holders[name], batch)  # donated: rebind
+            jax.block_until_ready(holders[name])
+            return 1e3 * (time.perf_counter() - start)
+        return timed_step
+
+    timers = []
     for name, options in variants.items():
-        steps[name] = jax.jit(lambda s, b: train.train_step(s, b, spec=spec),
-                              donate_argnums=0, compiler_options=options)
+        step = jax.jit(lambda s, b: train.train_step(s, b, spec=spec),
+                       donate_argnums=0, compiler_options=options)
         # Each variant its own copy: the step donates its state.
-        states[name] = jax.tree.map(lambda a: jax.numpy.array(a, copy=True), state)
-        states[name], _ = steps[name](states[name], batch)  # compile, warm up
-        jax.block_until_ready(states[name])
-        times[name] = []
-    for _ in range(rounds):
-        for name in variants:
-            for _ in range(steps_per_round):
-                start = time.perf_counter()
-                states[name], _ = steps[name](states[name], batch)
-                jax.block_until_ready(states[name])
-                times[name].append(1e3 * (time.perf_counter() - start))
-    return {name: float(np.median(t)) for name, t in times.items()}
+        holders[name] = jax.tree.map(lambda a: jax.numpy.array(a, copy=True), state)
+        timers.append(timer(name, step))
+        timers[-1]()  # compile, warm up
+    times = bench_step.interleaved(timers, rounds * steps_per_round, rounds)
+    return {name: float(np.median(t)) for name, t in zip(variants, times)}
 
 
 def main(argv: List[str] = None) -> None:
