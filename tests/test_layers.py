@@ -1,7 +1,6 @@
 """layers.Conv (space-to-depth input gradient of 4x4 stride-2 convolutions)
-equals nn.Conv in value and gradients, keeps its
-parameter names, and works under spectral norm; the ResNet upsampling equals
-jax.image.resize."""
+equals nn.Conv in value and gradients, keeps its parameter names, and works
+under spectral norm; the ResNet upsampling equals jax.image.resize."""
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
