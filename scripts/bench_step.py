@@ -228,7 +228,7 @@ def _torch_lib():
         def __init__(self, z_dim, out_shape, base_channels, bn_momentum):
             super().__init__()
             size, _, c_out = out_shape
-            self.start, n = dcgan._stages(size)
+            self.start, n = dcgan.stages(size)
             channels = base_channels * 2 ** (n - 1)
             self.channels = channels
             self.dense = nn.Linear(z_dim, self.start ** 2 * channels, bias=False)
@@ -253,7 +253,7 @@ def _torch_lib():
             size, _, channels = data_shape
             spectral = norm == 'spectral'
             layers = []
-            for i in range(num_layers or dcgan._stages(size)[1]):
+            for i in range(num_layers or dcgan.stages(size)[1]):
                 bn_follows = i > 0 and norm == 'batch'
                 out = base_channels * 2 ** i
                 layers.append(sn(nn.Conv2d(channels, out, 4, 2, 1,

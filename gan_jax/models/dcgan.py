@@ -18,7 +18,14 @@ import jax.numpy as jnp
 from gan_jax.models.layers import Conv, UpConv, pack_samples
 
 
-def _stages(size: int) -> Tuple[int, int]:
+def stages(size: int) -> Tuple[int, int]:
+    """(start, n) for `size`-pixel images: G's first feature map is start x
+    start (7 for 28-pixel images, else 4), n stride-2 layers double it to size,
+    and D halves it n times.
+
+    Raises:
+      ValueError: size is not start · 2^n.
+    """
     start = 7 if size % 7 == 0 else 4
     n = int(round(math.log2(size / start)))
     if start * 2 ** n != size:
@@ -40,7 +47,7 @@ class Generator(nn.Module):
                  train: bool) -> jax.Array:
         del labels
         h_out, _, c_out = self.out_shape
-        start, n = _stages(h_out)
+        start, n = stages(h_out)
         channels = self.base_channels * 2 ** (n - 1)
         # No bias in front of a BatchNorm (as DCGAN's reference code): its mean
         # subtraction cancels a bias, whose gradient is then pure rounding noise.
@@ -86,7 +93,7 @@ class Discriminator(nn.Module):
             return module(h)
 
         h = x
-        for i in range(self.num_layers or _stages(x.shape[1])[1]):
+        for i in range(self.num_layers or stages(x.shape[1])[1]):
             bn_follows = i > 0 and self.norm == 'batch'
             h = layer(Conv(self.base_channels * 2 ** i, (4, 4), strides=(2, 2),
                               padding='SAME', use_bias=not bn_follows), h)
