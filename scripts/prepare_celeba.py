@@ -19,6 +19,8 @@ import argparse
 import os
 import sys
 
+import gan_jax  # noqa: F401  (before TensorFlow: quiets its start-up notices)
+
 MANUAL_FILES = {
     'img_align_celeba': 'img_align_celeba.zip',
     'list_eval_partition': 'list_eval_partition.txt',
