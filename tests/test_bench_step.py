@@ -1,18 +1,13 @@
 """scripts/bench_step.py: one short pass on the toy MLP (JSON schema, positive
-times and FLOPs), and the PyTorch reference networks against ours."""
+times and FLOPs), and the PyTorch reference networks of
+scripts/torch_reference.py against ours."""
 import functools
 import json
-import os
-import sys
 
+import bench_step
 import jax
 import numpy as np
 import pytest
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'scripts'))
-
-import bench_step  # noqa: E402
 
 KEYS = ('model', 'batch', 'n_critic', 'jax_ms', 'jax_ms_spread', 'jax_second_call_ms',
         'compile_s', 'gflops', 'achieved_gflops_per_s', 'torch_ms',
@@ -60,6 +55,7 @@ def test_unknown_model_is_refused():
 def test_torch_reference_has_our_parameter_counts(name):
     pytest.importorskip('torch')
     import jax.numpy as jnp
+    import torch_reference
 
     from gan_jax import data, models
     config = bench_step.model_config(name)
@@ -71,7 +67,7 @@ def test_torch_reference_has_our_parameter_counts(name):
                               jnp.zeros((2, config.model.z_dim)))['params']
     d_params = jax.eval_shape(functools.partial(ours_d.init, train=False), rng,
                               jnp.zeros((2,) + tuple(shape)))['params']
-    G, D = bench_step.torch_networks(config, shape)
+    G, D = torch_reference.networks(config, shape)
     # Same total and the same multiset of tensor sizes: layer by layer the
     # same shapes, up to the layout (HWIO vs OIHW, NHWC vs NCHW).
     for ours, theirs in ((g_params, G), (d_params, D)):

@@ -1,14 +1,7 @@
 """scripts/bench_xla_options.py: one short pass on the toy MLP, and a clear
 error for an unknown model."""
-import os
-import sys
-
+import bench_xla_options
 import pytest
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'scripts'))
-
-import bench_xla_options  # noqa: E402
 
 
 def test_mlp_pass_prints_both_timings(capsys):
