@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax import xla_options
+from gan_jax.ops import xla_options
 from gan_jax.models import layers
 
 pytestmark = pytest.mark.skipif(
