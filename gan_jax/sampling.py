@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import xla_options
+from gan_jax.ops import xla_options
 from gan_jax.types import PyTree
 
 

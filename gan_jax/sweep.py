@@ -33,8 +33,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from gan_jax import (checkpoint, config as config_lib, data, metrics, sampling, train,
-                     xla_options)
+from gan_jax import checkpoint, config as config_lib, data, metrics, sampling, train
+from gan_jax.ops import xla_options
 from gan_jax.state import GANState
 
 log = logging.getLogger(__name__)

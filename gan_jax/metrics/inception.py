@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from gan_jax import xla_options
+from gan_jax.ops import xla_options
 
 INPUT_SIZE = 299
 NUM_CLASSES = 1008
