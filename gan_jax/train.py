@@ -21,7 +21,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from gan_jax import augment, losses, regularizers, xla_options
+from gan_jax import augment, losses, regularizers
+from gan_jax.ops import xla_options
 from gan_jax.state import GUARDED_METRICS, GANState
 from gan_jax.types import Batch, Metrics, PRNGKey, PyTree
 
