@@ -1,5 +1,5 @@
 """Times our update step compiled with XLA's default options and with
-gan_jax.xla_options (on CPU: YNNPACK for matrix products and reductions,
+gan_jax.ops.xla_options (on CPU: YNNPACK for matrix products and reductions,
 Eigen for convolutions), interleaved in one process, so that the machine's
 drift affects both alike.
 
@@ -21,11 +21,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def compare(model: str, rounds: int, steps_per_round: int) -> Dict[str, float]:
     """Median ms per update step of `model` (a bench_step model name) under
-    XLA's default options and under gan_jax.xla_options."""
+    XLA's default options and under gan_jax.ops.xla_options."""
     import jax
 
     import bench_step
-    from gan_jax import loop, train, xla_options
+    from gan_jax import loop, train
+    from gan_jax.ops import xla_options
 
     config = bench_step.model_config(model, 1)
     info, _, _, spec, state = loop.build(config)
@@ -63,12 +64,12 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument('--steps_per_round', type=int, default=5)
     args = parser.parse_args(argv)
     import bench_step
-    from gan_jax import xla_options
+    from gan_jax.ops import xla_options
     models = args.models.split(',')
     unknown = [m for m in models if m not in bench_step.MODELS]
     if unknown:
         raise ValueError(f'unknown model(s) {unknown}: choose from {sorted(bench_step.MODELS)}')
-    print(f'gan_jax.xla_options: {xla_options.compiler_options()}')
+    print(f'gan_jax.ops.xla_options: {xla_options.compiler_options()}')
     print('| model | default ms | ours ms | ours / default |')
     print('|---|---|---|---|')
     for model in models:

@@ -1,4 +1,4 @@
-"""gan_jax.xla_options: the CPU compiler options and the jit that applies them."""
+"""gan_jax.ops.xla_options: the CPU compiler options and the jit that applies them."""
 import jax
 import jax.numpy as jnp
 import numpy as np
