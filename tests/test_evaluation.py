@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from gan_jax import config as config_lib, data, loop, metrics
-from gan_jax.metrics import classifier, evaluators, features
+from gan_jax.metrics import classifier, evaluators, features, inception_score
 from test_loop import tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -135,6 +135,65 @@ def test_unknown_evaluator_and_bad_arguments_are_named():
         metrics.from_config({'fid': {'features': 'vgg'}}, info, config)
     with pytest.raises(ValueError, match='bad arguments for evaluator'):
         metrics.from_config({'fid': {'num_sample': 3}}, info, config)
+
+
+class _MeanPoolFeatures:
+    """A stand-in extractor (no classifier to train): 'pool' is 8 column means
+    of each image, 'logits' 10 of them."""
+    name = 'test_mean_pool'
+
+    def __call__(self, images):
+        rows = np.asarray(images, np.float64).reshape(len(images), 28, -1)
+        means = rows.mean(-1) * 10
+        return {'pool': means[:, :8], 'logits': means[:, 8:18]}
+
+
+def test_feature_records_name_the_subset_size_and_splits_they_used(monkeypatch):
+    extractor = _MeanPoolFeatures()
+    real = np.random.default_rng(0).uniform(-1, 1, (400, 28, 28, 1))
+    real_out = extractor(real)
+    monkeypatch.setattr(features, 'get_extractor', lambda name: extractor)
+    monkeypatch.setattr(features, 'reference_stats', lambda *a: {
+        'mean': real_out['pool'].mean(0), 'cov': np.cov(real_out['pool'], rowvar=False),
+        'features': real_out['pool'], 'logits': real_out['logits']})
+    config = digits_config()
+    evals = metrics.from_config(
+        {'kid': dict(features='digits', num_samples=300, subset_size=1000),
+         'is': dict(features='digits', num_samples=1003, splits=10)},
+        data.get_info(config), config)
+
+    def sample_fn(num, seed):
+        return np.random.default_rng(seed + 1).uniform(-1, 1, (num, 28, 28, 1))
+
+    record = {}
+    with pytest.warns(UserWarning, match='using subsets of 300'):
+        for name, evaluator in evals.items():
+            for key, value in evaluator.run(sample_fn):
+                record[f'eval/{name}/{key}'] = value
+    # 300 samples cannot give subsets of 1,000: the record says what was used.
+    assert record['eval/kid/subset_size'] == 300
+    assert record['eval/kid/num_subsets'] == 100
+    assert record['eval/is/splits'] == 10 and record['eval/is/num_samples'] == 1003
+    logits = extractor(sample_fn(1003, 0))['logits']
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    expected = inception_score.inception_score(probs, splits=10)
+    np.testing.assert_allclose([record['eval/is/is'], record['eval/is/is_std']],
+                               expected, rtol=1e-12)
+    # Every value is a plain number: eval.jsonl writes it, TensorBoard plots it.
+    assert all(type(v) in (int, float) for v in record.values())
+    assert json.loads(json.dumps(record)) == record
+
+
+def test_feature_evaluators_refuse_impossible_protocols_when_configured():
+    config = digits_config()
+    info = data.get_info(config)
+    with pytest.raises(ValueError, match='splits = 10 for 5 samples'):
+        metrics.from_config({'is': dict(features='digits', num_samples=5)}, info,
+                            config)
+    with pytest.raises(ValueError, match='subset_size >= 2'):
+        metrics.from_config({'kid': dict(features='digits', subset_size=1)}, info,
+                            config)
 
 
 def test_best_checkpoint_follows_the_best_evaluation(tmp_path):

@@ -62,11 +62,30 @@ class FID(_FeatureMetric):
 
 
 class KID(_FeatureMetric):
-    """Kernel inception distance (mean and std over 100 subsets of ≤ 1000)."""
+    """Kernel inception distance: mean and std over `num_subsets` random
+    subsets of `subset_size` rows of each set.
+
+    Yields kid, kid_std, and subset_size and num_subsets as used: subset_size
+    is the smaller set's size when a set has fewer rows (with a warning from
+    `kernel_inception_distance`), so the record shows when kid_std comes from
+    overlapping or identical subsets.
+    """
+
+    def __init__(self, info, config, *, num_subsets: int = 100,
+                 subset_size: int = 1000, **kwargs):
+        super().__init__(info, config, **kwargs)
+        self.num_subsets, self.subset_size = int(num_subsets), int(subset_size)
+        # Refused here, at configuration time, rather than at the first
+        # evaluation hours into training.
+        if self.subset_size < 2 or self.num_subsets < 1:
+            raise ValueError(f'kid needs subset_size >= 2 and num_subsets >= 1, got '
+                             f'{self.subset_size} and {self.num_subsets}')
 
     def run(self, sample_fn: SampleFn) -> Iterator[Tuple[str, float]]:
         result = kernel_inception_distance(self._fake(sample_fn)['pool'],
-                                           self._reference()['features'])
+                                           self._reference()['features'],
+                                           num_subsets=self.num_subsets,
+                                           subset_size=self.subset_size)
         yield from result.items()
 
 
@@ -84,8 +103,19 @@ class PrecisionRecall(_FeatureMetric):
 
 
 class InceptionScore(_FeatureMetric):
-    """Inception score of the samples (10 splits); with features='digits' the
-    classifier's 10 classes replace Inception's 1008."""
+    """Inception score of the samples over `splits` consecutive parts (split i
+    holds samples i·N//splits .. (i+1)·N//splits, see
+    `inception_score.split_bounds`); with features='digits' the classifier's
+    10 classes replace Inception's 1008. Yields is, is_std, and splits and
+    num_samples, which fix the boundaries."""
+
+    def __init__(self, info, config, *, splits: int = 10, **kwargs):
+        super().__init__(info, config, **kwargs)
+        self.splits = int(splits)
+        if not 1 <= self.splits <= self.num_samples:
+            raise ValueError(f'is needs 1 <= splits <= num_samples, got splits = '
+                             f'{self.splits} for {self.num_samples} samples: raise '
+                             f'num_samples or lower splits')
 
     def run(self, sample_fn: SampleFn) -> Iterator[Tuple[str, float]]:
         logits = self._fake(sample_fn)['logits'].astype(np.float64)
@@ -94,9 +124,11 @@ class InceptionScore(_FeatureMetric):
                              'use stacked_modes for Stacked MNIST')
         probs = np.exp(logits - logits.max(1, keepdims=True))
         probs /= probs.sum(1, keepdims=True)
-        mean, std = inception_score(probs)
+        mean, std = inception_score(probs, splits=self.splits)
         yield 'is', mean
         yield 'is_std', std
+        yield 'splits', self.splits
+        yield 'num_samples', len(probs)
 
 
 class StackedModes:
