@@ -1,4 +1,5 @@
 """Sampling from a trained generator: samples, and latents from a seed."""
+import functools
 from typing import Dict, Optional
 
 import flax.linen as nn
@@ -23,6 +24,37 @@ def class_labels(G: nn.Module, num: int) -> Optional[jax.Array]:
     return jnp.arange(num, dtype=jnp.int32) % k if k else None
 
 
+def _apply_inference(G: nn.Module, variables: PyTree, z: jax.Array,
+                     labels: Optional[jax.Array]) -> jax.Array:
+    return G.apply(variables, z, labels, train=False)
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_inference():
+    """`_apply_inference` jitted with G static, one function per process.
+
+    jit then keeps one executable per (G, shapes, dtypes and shardings of the
+    arguments, structure of the variables): calls with other params of the
+    same structure (each evaluation round, each sweep member) reuse it, where
+    a fresh jit per call traced and compiled G every time. G is a static
+    argument, so it must be hashable; flax modules are hashable dataclasses
+    when their fields are (models.build turns list fields into tuples). Built
+    on first use, not at import: xla_options.jit asks for the default backend.
+    """
+    return xla_options.jit(_apply_inference, static_argnums=0)
+
+
+def _inference(G: nn.Module):
+    """G.apply(variables, z, labels, train=False), compiled once per G."""
+    try:
+        hash(G)
+    except TypeError:
+        # A field jit cannot hash (e.g. a list given directly to the module):
+        # compile for this call only, as before the shared cache.
+        return xla_options.jit(functools.partial(_apply_inference, G))
+    return functools.partial(_compiled_inference(), G)
+
+
 def sample(G: nn.Module, params: PyTree, g_state: Dict[str, PyTree],
            z: jax.Array, labels: Optional[jax.Array] = None, *,
            batch_size: int = 1000, mesh: Optional[jax.sharding.Mesh] = None
@@ -41,8 +73,11 @@ def sample(G: nn.Module, params: PyTree, g_state: Dict[str, PyTree],
         divide run on one device). None: the default device.
     Returns:
       np.ndarray float32 [N, *out_shape]: images in [-1, 1] or 2-D points.
+
+    G is traced and compiled once per (G, chunk shape, mesh, variables
+    structure) in a process, not once per call (see `_compiled_inference`).
     """
-    apply = xla_options.jit(lambda v, z_, y_: G.apply(v, z_, y_, train=False))
+    apply = _inference(G)
     variables = {'params': params, **g_state}
     split = None
     if mesh is not None and mesh.size > 1 and jax.process_count() == 1:
