@@ -69,7 +69,8 @@ def _load_pngs(folder):
 def main(workdir):
     import json
 
-    from gan_jax import config as config_lib, data, loop, metrics, sampling
+    from gan_jax import config as config_lib, data, metrics, sampling
+    from gan_jax import experiment, workdir as workdir_lib
     from gan_jax.data import images as images_lib
     FLAGS = flags.FLAGS
     if FLAGS.num_samples <= 0:
@@ -78,7 +79,7 @@ def main(workdir):
         launch.fail('give --images or --real_split, not both')
     record = {}
     if workdir and not FLAGS.images:
-        config, info, G, _, state = loop.load_run(workdir, best=FLAGS.best)
+        config, info, G, _, state = experiment.load_run(workdir, best=FLAGS.best)
         record.update(step=int(state.step),
                       checkpoint='best' if FLAGS.best else 'latest',
                       generator='raw' if FLAGS.raw else 'ema')
@@ -145,7 +146,7 @@ def main(workdir):
     line = json.dumps(record)
     print(line)
     if workdir and not FLAGS.images:
-        with open(os.path.join(workdir, loop.EVAL_FILE), 'a') as f:
+        with open(os.path.join(workdir, workdir_lib.EVAL_FILE), 'a') as f:
             f.write(line + '\n')
 
 

@@ -26,23 +26,23 @@ flags.mark_flags_as_required(['out'])
 
 def main(workdir):
     import numpy as np
-    from gan_jax import loop, sampling
+    from gan_jax import sampling
+    from gan_jax import experiment
     FLAGS = flags.FLAGS
     if FLAGS.num <= 0:
         launch.fail(f'--num must be positive, got {FLAGS.num}')
-    from gan_jax import sweep as sweep_lib
-    is_sweep = sweep_lib.load_sweep(workdir) is not None
+    is_sweep = experiment.load_sweep(workdir) is not None
     if is_sweep and FLAGS.member is None:
         launch.fail(f'{workdir} is a sweep: choose a member with --member i')
     if FLAGS.member is not None:
         if not is_sweep:
             launch.fail(f'--member needs a sweep workdir; {workdir} is a single run')
         try:
-            config, _, G, _, state = sweep_lib.load_member(workdir, FLAGS.member)
+            config, _, G, _, state = experiment.load_member(workdir, FLAGS.member)
         except ValueError as e:
             launch.fail(str(e))
     else:
-        config, _, G, _, state = loop.load_run(workdir)
+        config, _, G, _, state = experiment.load_run(workdir)
     params = state.g_params if FLAGS.raw else state.ema_params
     z = sampling.latents(FLAGS.seed, FLAGS.num, config.model.z_dim)
     labels = sampling.class_labels(G, FLAGS.num)  # None if unconditional

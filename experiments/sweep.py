@@ -57,7 +57,7 @@ def _swept_values(argv):
 
 
 def main(config, workdir):
-    from gan_jax import sweep as sweep_lib
+    from gan_jax import loop, sweep as sweep_lib
     FLAGS = flags.FLAGS
     try:
         sweep = sweep_lib.Sweep.build(
@@ -65,7 +65,7 @@ def main(config, workdir):
             shared_data=FLAGS.shared_data, chunk_size=FLAGS.chunk_size)
     except ValueError as e:
         launch.fail(str(e))
-    sweep_lib.run(config, sweep, workdir, members=FLAGS.members)
+    loop.run(config, workdir, sweep=sweep, members=FLAGS.members)
     summary = os.path.join(workdir, 'summary.md')
     if os.path.exists(summary):
         print(open(summary).read(), end='')

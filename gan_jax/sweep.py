@@ -22,10 +22,7 @@ eval.jsonl (one record per member with a `member` column), summary.json and
 summary.md (mean ± standard error over members, per hyperparameter setting).
 """
 import dataclasses
-import json
 import logging
-import os
-import time
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import jax
@@ -33,14 +30,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from gan_jax import checkpoint, config as config_lib, data, metrics, sampling, train
+from gan_jax import data, train
 from gan_jax.ops import xla_options
 from gan_jax.state import GANState
 
 log = logging.getLogger(__name__)
 
-SWEEP_FILE = 'sweep.json'
-SUMMARY_FILE = 'summary.json'
 # Sweepable config key -> the per-member scalar the update step receives.
 SWEEPABLE = {'opt.d.lr': 'lr_d_scale', 'opt.g.lr': 'lr_g_scale',
              'reg.gp_weight': 'gp_weight'}
@@ -161,15 +156,6 @@ def member_of(tree: Any, i: int) -> Any:
     return jax.tree.map(lambda x: x[i], tree)
 
 
-def initial_state(config: ml_collections.ConfigDict, sweep: Sweep):
-    """(info, G, D, spec, stacked GANState with leading axis K)."""
-    from gan_jax import loop
-    info, G, D, spec, _ = loop.build(config)
-    states = [loop.build(member_config(config, sweep, i))[4]
-              for i in range(sweep.num_members)]
-    return info, G, D, spec, stack(states)
-
-
 MEMBER_MODES = ('auto', 'vmap', 'unroll')
 
 
@@ -272,45 +258,6 @@ def member_batches(config: ml_collections.ConfigDict, sweep: Sweep, lo: int, hi:
         yield {k: np.stack([b[k] for b in batches]) for k in batches[0]}
 
 
-def _check_sweep_file(workdir: str, sweep: Sweep) -> None:
-    path = os.path.join(workdir, SWEEP_FILE)
-    if os.path.exists(path):
-        with open(path) as f:
-            saved = Sweep.from_json(json.load(f))
-        if saved != sweep:
-            raise config_lib.ConfigError(
-                f'{workdir} holds a different sweep ({saved.to_json()}); use a new '
-                '--workdir or the same sweep options to resume')
-
-
-def load_sweep(workdir: str) -> Optional[Sweep]:
-    """The Sweep of a sweep workdir, or None for a single run's workdir."""
-    path = os.path.join(workdir, SWEEP_FILE)
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return Sweep.from_json(json.load(f))
-
-
-def load_member(workdir: str, i: int):
-    """(member config, info, G, D, GANState of member i) from the latest
-    checkpoint of a sweep workdir."""
-    sweep = load_sweep(workdir)
-    if sweep is None:
-        raise FileNotFoundError(f'{workdir} has no {SWEEP_FILE}: not a sweep workdir')
-    with open(os.path.join(workdir, 'config.json')) as f:
-        config = config_lib.from_json_dict(json.load(f))
-    info, G, D, _, template = initial_state(config, sweep)
-    ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
-    try:
-        if ckpt.latest_step() is None:
-            raise FileNotFoundError(f'no checkpoint in {workdir}/checkpoints')
-        state = ckpt.restore_or_init(template)
-    finally:
-        ckpt.close()
-    return member_config(config, sweep, i), info, G, D, member_of(state, i)
-
-
 def summarize(records: List[Dict[str, Any]], sweep: Sweep) -> List[Dict[str, Any]]:
     """Mean and standard error over members of every metric in `records` (one
     per member, the same step), grouped by the swept values.
@@ -353,160 +300,6 @@ def summary_markdown(rows: List[Dict[str, Any]]) -> str:
             cells.append('' if s is None else f'{s["mean"]:.4g} ± {s["sem"]:.2g}')
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
-
-
-def run(config: ml_collections.ConfigDict, sweep: Sweep, workdir: str, *,
-        members: str = 'auto') -> GANState:
-    """Trains all members of `sweep` in `workdir`, resuming from its latest
-    checkpoint; evaluates every member at eval steps and writes the summary.
-    `members` ('auto', 'vmap' or 'unroll', see make_sweep_step and
-    choose_member_mode) changes the speed, not the result (to float32
-    rounding), so a sweep may resume under another mode.
-
-    Members never stop the sweep on a NaN: each member's non-finite steps are
-    counted (metrics 'nonfinite_steps') and its metrics show it.
-
-    Returns:
-      the stacked final GANState (leading axis K).
-    Raises:
-      ConfigError: bad config or sweep, or a workdir holding another run.
-    """
-    from gan_jax import loop
-    if members not in MEMBER_MODES:
-        raise config_lib.ConfigError(f'members must be one of {", ".join(MEMBER_MODES)}, '
-                                     f'got {members!r}')
-    config_lib.validate(config)
-    for i in (0, sweep.num_members - 1):
-        config_lib.validate(member_config(config, sweep, i))
-    info, G, D, spec, init_state = initial_state(config, sweep)
-    try:
-        evaluators = metrics.from_config(config.evals, info, config)
-    except ValueError as e:
-        raise config_lib.ConfigError(str(e)) from None
-    data.check_available(config)  # a missing dataset fails before any write
-    loop._check_workdir(config, workdir)
-    _check_sweep_file(workdir, sweep)
-    with open(os.path.join(workdir, 'config.json'), 'w') as f:
-        f.write(config.to_json_best_effort(indent=2, sort_keys=True))
-    with open(os.path.join(workdir, SWEEP_FILE), 'w') as f:
-        json.dump(sweep.to_json(), f, indent=2)
-
-    ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
-                                   max_to_keep=config.keep_checkpoints)
-    state = ckpt.restore_or_init(init_state)
-    start_step = int(state.step[0])
-    for name in (loop.METRICS_FILE, loop.EVAL_FILE):
-        loop._truncate_jsonl(os.path.join(workdir, name), start_step)
-    log.info('sweep of %d members in %d chunk(s), from step %d', sweep.num_members,
-             len(sweep.chunks()), start_step)
-
-    hparams = member_hparams(config, sweep)
-    if members == 'auto':
-        one_batch = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
-                                 next(data.host_batches(config)))
-        members = choose_member_mode(spec, member_of(init_state, 0), one_batch)
-    log.info('members: %s', members)
-    step_fn = make_sweep_step(spec, shared_data=sweep.shared_data, members=members)
-    multi_fn = (make_sweep_step(spec, shared_data=sweep.shared_data,
-                                steps=config.steps_per_call, members=members)
-                if config.steps_per_call > 1 else None)
-    chunks = sweep.chunks()
-    chunk_states = [as_step_state(jax.tree.map(lambda x: x[lo:hi], state), members)
-                    for lo, hi in chunks]
-    chunk_hparams = [{k: jnp.asarray(v[lo:hi]) for k, v in hparams.items()}
-                     for lo, hi in chunks]
-    del state, init_state
-    streams = [data._prefetch(member_batches(config, sweep, lo, hi, start_step),
-                              config.data.prefetch) for lo, hi in chunks]
-
-    def write_jsonl(name, record):
-        with open(os.path.join(workdir, name), 'a') as f:
-            f.write(json.dumps(record) + '\n')
-
-    def whole():
-        stacked = [stack(c) if isinstance(c, tuple) else c for c in chunk_states]
-        return jax.tree.map(lambda *xs: jnp.concatenate(xs), *stacked)
-
-    def evaluate(step):
-        if not evaluators:
-            return []
-        stacked = whole()
-        records = []
-        for i in range(sweep.num_members):
-            member = member_of(stacked, i)
-            sample_fn = sampling.sample_fn(G, member.ema_params, member.g_state,
-                                           config.model.z_dim)
-            record = {'step': step, 'member': i, 'seed': config.seed + i}
-            for name, evaluator in evaluators.items():
-                for key, value in evaluator.run(sample_fn):
-                    record[f'eval/{name}/{key}'] = value
-            write_jsonl(loop.EVAL_FILE, record)
-            records.append(record)
-        return records
-
-    def due(every, step):
-        return step == config.num_steps or (every > 0 and step % every == 0)
-
-    last_records: List[Dict[str, Any]] = []
-    window_start, window_steps = time.perf_counter(), 0
-    try:
-        step = start_step
-        while step < config.num_steps:
-            n = loop.steps_in_next_call(config, step)
-            outs = []
-            for c, stream in enumerate(streams):
-                if n > 1:
-                    chunk_states[c], m = multi_fn(
-                        chunk_states[c], tuple(next(stream) for _ in range(n)),
-                        chunk_hparams[c])
-                else:
-                    chunk_states[c], m = step_fn(chunk_states[c], next(stream),
-                                                 chunk_hparams[c])
-                outs.append(m)
-            step += n
-            window_steps += n
-            if due(config.log_every, step):
-                now = time.perf_counter()
-                rate = window_steps / (now - window_start)
-                window_start, window_steps = now, 0
-                values = [stack(m) if isinstance(m, tuple) else m
-                          for m in jax.device_get(outs)]
-                for (lo, _), chunk_metrics in zip(chunks, values):
-                    for j in range(len(chunk_metrics['loss/d'])):
-                        write_jsonl(loop.METRICS_FILE, {
-                            'step': step, 'member': lo + j,
-                            **{k: float(v[j]) for k, v in chunk_metrics.items()},
-                            'perf/steps_per_sec': rate})
-            if due(config.checkpoint_every, step):
-                ckpt.save(whole())
-            if due(config.eval_every, step):
-                last_records = evaluate(step)
-        ckpt.wait()
-    finally:
-        ckpt.close()
-    final = whole()
-    if last_records:
-        rows = summarize(last_records, sweep)
-        with open(os.path.join(workdir, SUMMARY_FILE), 'w') as f:
-            json.dump({'step': last_records[0]['step'], 'rows': rows}, f, indent=2)
-        table = summary_markdown(rows)
-        with open(os.path.join(workdir, 'summary.md'), 'w') as f:
-            f.write(table)
-        log.info('summary (mean ± standard error over members):\n%s', table)
-    return final
-
-
-def run_trials(config: ml_collections.ConfigDict, trials: int, workdir: str, *,
-               members: str = 'auto') -> Tuple[Dict[str, Any], float]:
-    """Trains `trials` seeds (config.seed + i) of `config` as one sweep in
-    `workdir` (resuming it if present) and returns (its summary row, wall
-    seconds): the row maps each final evaluation metric to {'mean', 'sem',
-    'excluded'} over the trials, as `summarize`."""
-    start = time.perf_counter()
-    run(config, Sweep.build(seeds=trials), workdir, members=members)
-    seconds = time.perf_counter() - start
-    with open(os.path.join(workdir, SUMMARY_FILE)) as f:
-        return json.load(f)['rows'][0], seconds
 
 
 def check_names(names: Sequence[str], valid: Sequence[str], what: str) -> None:

@@ -35,9 +35,10 @@ def bare_step_seconds(config, repeats: int = 50) -> float:
     """Median seconds of the jitted update step on one fixed batch."""
     import jax
 
-    from gan_jax import data, loop, parallel, train
+    from gan_jax import data, parallel, train
+    from gan_jax import experiment
     mesh = parallel.make_mesh()
-    _, _, _, spec, state = loop.build(config)
+    _, _, _, spec, state = experiment.build(config)
     state = jax.device_put(state, parallel.replicated(mesh))
     step = train.make_train_step(spec, state_sharding=parallel.replicated(mesh),
                                  batch_sharding=parallel.batch_sharding(mesh))

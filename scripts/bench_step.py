@@ -5,7 +5,7 @@ the same step written in PyTorch eager.
       [--steps 20] [--rounds 5] [--n_critic 1] [--no-torch] [--torch_threads N]
       [--json FILE]
 
-Models, each built from its real config through `gan_jax.loop.build` and
+Models, each built from its real config through `gan_jax.experiment.build` and
 compiled by `gan_jax.train.make_train_step` (state replicated on a one-device
 mesh, as `loop.run` places it):
   mlp       toy_ring: PacGAN's toy MLPs (G 4x400 ReLU+BN, D 2 maxout layers),
@@ -100,9 +100,10 @@ def prepare_jax(config) -> Tuple[Callable[[], float], Dict[str, Any]]:
     """
     import jax
 
-    from gan_jax import loop, parallel, train
+    from gan_jax import parallel, train
+    from gan_jax import experiment
 
-    info, _, _, spec, state = loop.build(config)
+    info, _, _, spec, state = experiment.build(config)
     # One device, like the torch reference; the state replicated as loop.run
     # places it, so the step sees the same shardings as in training.
     mesh = parallel.make_mesh(num_devices=1)

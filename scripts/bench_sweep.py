@@ -46,8 +46,9 @@ def member_step_ms(config, count: int, members: str, calls: int = 5) -> float:
     import jax.numpy as jnp
 
     from gan_jax import sweep as sweep_lib
+    from gan_jax import experiment
     sweep = sweep_lib.Sweep.build(seeds=count)
-    _, _, _, spec, state = sweep_lib.initial_state(config, sweep)
+    _, _, _, spec, state = experiment.initial_state(config, sweep)
     state = sweep_lib.as_step_state(state, members)
     step = sweep_lib.make_sweep_step(spec, shared_data=False, members=members)
     hparams = {k: jnp.asarray(v)
@@ -106,7 +107,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         sweep = sweep_lib.Sweep.build(seeds=args.members)
-        sweep_lib.run(base, sweep, os.path.join(tmp, 'sweep'))
+        loop.run(base, os.path.join(tmp, 'sweep'), sweep=sweep)
         sweep_s = time.perf_counter() - start
         start = time.perf_counter()
         for i in range(args.members):

@@ -25,11 +25,12 @@ def compare(model: str, rounds: int, steps_per_round: int) -> Dict[str, float]:
     import jax
 
     import bench_step
-    from gan_jax import loop, train
+    from gan_jax import train
+    from gan_jax import experiment
     from gan_jax.ops import xla_options
 
     config = bench_step.model_config(model, 1)
-    info, _, _, spec, state = loop.build(config)
+    info, _, _, spec, state = experiment.build(config)
     x = np.random.default_rng(0).uniform(
         -1.0, 1.0, (config.n_critic, config.batch_size) + tuple(info.shape))
     batch = {'x': jax.device_put(x.astype(np.float32))}

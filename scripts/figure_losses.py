@@ -75,8 +75,8 @@ def member_groups(workdir: str, members: List[object]
     a sweep ('' for a seeds-only sweep), or [('', [None])] for a single run."""
     if members == [None]:
         return [('', [None])]
-    from gan_jax import sweep as sweep_lib
-    sweep = sweep_lib.load_sweep(workdir)
+    from gan_jax import experiment
+    sweep = experiment.load_sweep(workdir)
     if sweep is None or not sweep.values:
         return [('', sorted(members))]
     groups: Dict[str, List[object]] = {}

@@ -90,14 +90,15 @@ def method_config(method: str, *, steps: int, snapshots: int, seed: int,
 
 def restore_steps(config, workdir: str) -> Tuple[object, Dict[int, object]]:
     """(G, {step: GANState}) for every checkpoint of a finished run, each
-    restored into the template of loop.build(config) (as
+    restored into the template of experiment.build(config) (as
     Checkpointer.restore_or_init does for the latest one)."""
     import flax.serialization
     import jax
     import orbax.checkpoint as ocp
 
-    from gan_jax import checkpoint, loop
-    _, G, _, _, template = loop.build(config)
+    from gan_jax import checkpoint
+    from gan_jax import experiment
+    _, G, _, _, template = experiment.build(config)
     target = flax.serialization.to_state_dict(template)
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),

@@ -7,8 +7,8 @@ interpolations.
       [--interpolations 8 --interp_steps 10] [--interp_out FILE.png]
 
 The latest checkpoint (or, with --best, the best one by config.best_metric)
-is loaded with gan_jax.loop.load_run, or member i of a sweep workdir with
-gan_jax.sweep.load_member. Samples come from the EMA generator in inference
+is loaded with gan_jax.experiment.load_run, or member i of a sweep workdir with
+gan_jax.experiment.load_member. Samples come from the EMA generator in inference
 mode (--raw: the trained weights), latents sampling.latents(--seed, ...), so
 the PNGs are a fixed function of (checkpoint, seed).
 
@@ -38,10 +38,11 @@ def load(workdir: str, member, best: bool):
       SystemExit: one line, for a missing workdir or checkpoint, a sweep
         without --member, --member of a single run, or --best of a sweep.
     """
-    from gan_jax import checkpoint, loop, sweep as sweep_lib
+    from gan_jax import checkpoint
+    from gan_jax import experiment
     if not os.path.isdir(workdir):
         raise SystemExit(f'error: workdir {workdir} does not exist')
-    is_sweep = sweep_lib.load_sweep(workdir) is not None
+    is_sweep = experiment.load_sweep(workdir) is not None
     try:
         if is_sweep:
             if member is None:
@@ -49,12 +50,12 @@ def load(workdir: str, member, best: bool):
                                  '--member i')
             if best:
                 raise SystemExit('error: sweeps keep no best checkpoint; drop --best')
-            config, info, G, _, state = sweep_lib.load_member(workdir, member)
+            config, info, G, _, state = experiment.load_member(workdir, member)
         else:
             if member is not None:
                 raise SystemExit(f'error: --member needs a sweep workdir; {workdir} '
                                  'is a single run')
-            config, info, G, _, state = loop.load_run(workdir, best=best)
+            config, info, G, _, state = experiment.load_run(workdir, best=best)
     except (FileNotFoundError, ValueError, checkpoint.CheckpointError) as e:
         # Orbax's structure mismatches span many lines; the first names them.
         raise SystemExit(f'error: {str(e).splitlines()[0]}') from None

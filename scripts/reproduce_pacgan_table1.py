@@ -73,6 +73,7 @@ def main(argv=None):
     parser.add_argument('--methods', default='gan,pacgan2,pacgan3,pacgan4')
     args = parser.parse_args(argv)
     from gan_jax import sweep as sweep_lib
+    from gan_jax import loop
     datasets = args.datasets.split(',')
     methods = args.methods.split(',')
     try:
@@ -84,7 +85,7 @@ def main(argv=None):
     rows, times = [], {}
     for dataset in datasets:
         for method in methods:
-            summary, times[(dataset, method)] = sweep_lib.run_trials(
+            summary, times[(dataset, method)] = loop.run_trials(
                 protocol_config(dataset, method, args.budget), args.trials,
                 os.path.join(args.workdir_root, f'{dataset}_{method}'))
             rows.append((dataset, method, summary))
@@ -122,12 +123,13 @@ def _figure(root, rows):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    from gan_jax import sampling, sweep as sweep_lib
+    from gan_jax import sampling
+    from gan_jax import experiment
     from gan_jax.data import mixtures
     fig, axes = plt.subplots(1, len(rows), figsize=(3 * len(rows), 3), dpi=100,
                              squeeze=False)
     for ax, (dataset, method, _) in zip(axes[0], rows):
-        config, _, G, _, state = sweep_lib.load_member(
+        config, _, G, _, state = experiment.load_member(
             os.path.join(root, f'{dataset}_{method}'), 0)
         points = sampling.sample(G, state.ema_params, state.g_state,
                                  sampling.latents(0, 2500, config.model.z_dim))

@@ -75,6 +75,7 @@ def main(argv=None):
                         help='how the trials share the program (gan_jax.sweep.run)')
     args = parser.parse_args(argv)
     from gan_jax import sweep as sweep_lib
+    from gan_jax import loop
     methods = args.methods.split(',')
     try:
         sweep_lib.check_names(methods, list(PACK), 'method')
@@ -89,7 +90,7 @@ def main(argv=None):
              '| method | modes (ours) | modes (paper) | KL (ours) | KL (paper) | '
              'wall time |', '|---|---|---|---|---|---|']
     for method in methods:
-        row, seconds = sweep_lib.run_trials(
+        row, seconds = loop.run_trials(
             protocol_config(method, args.budget, args.width, args.source),
             args.trials, os.path.join(args.workdir_root, method), members=args.members)
         minutes = seconds / 60

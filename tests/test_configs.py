@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from gan_jax import config as config_lib, data, loop, train
+from gan_jax import config as config_lib, data, train
+from gan_jax import experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(os.path.basename(p)[:-3] for p in
@@ -41,7 +42,7 @@ def test_config_runs_three_steps(name, tmp_path):
     config.data.data_dir = str(tmp_path)
     config.data.prefetch = 0
     with tfds.testing.mock_data(num_examples=16):
-        _, G, D, spec, state = loop.build(config)
+        _, G, D, spec, state = experiment.build(config)
         step = train.make_train_step(spec)
         batches = data.make_train_iter(config)
         for _ in range(3):

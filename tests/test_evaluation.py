@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from gan_jax import config as config_lib, data, loop, metrics
+from gan_jax import experiment
 from gan_jax.metrics import classifier, evaluators, features, inception_score
 from test_loop import tiny
 
@@ -210,7 +211,7 @@ def test_best_checkpoint_follows_the_best_evaluation(tmp_path):
     saved = json.load(open(os.path.join(workdir, 'best.json')))
     assert saved == {'metric': 'modes/reverse_kl', 'value': best_value,
                      'step': best_step}
-    _, _, _, _, state = loop.load_run(workdir, best=True)
+    _, _, _, _, state = experiment.load_run(workdir, best=True)
     assert int(state.step) == best_step
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from experiments.configs import toy_ring
 from gan_jax import config as config_lib, data, loop
+from gan_jax import experiment, runners
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -68,12 +69,12 @@ def test_steps_per_call_blocks_end_at_every_event():
                   sample_every=0, eval_every=0)
     ends, step = [], 0
     while step < config.num_steps:
-        step += loop.steps_in_next_call(config, step)
+        step += runners.steps_in_next_call(config, step)
         ends.append(step)
     # Blocks of 4 unless a log (6, 12, 18), checkpoint (10, 20) or the end
     # falls inside one; every event step is the end of a call.
     assert ends == [4, 5, 6, 10, 11, 12, 16, 17, 18, 19, 20]
-    assert loop.steps_in_next_call(tiny(num_steps=20), 0) == 1
+    assert runners.steps_in_next_call(tiny(num_steps=20), 0) == 1
     # A run refuses such intervals: most of its steps would go one per call.
     with pytest.raises(config_lib.ConfigError, match='log_every = 6 must be a multiple'):
         config_lib.validate(config)
@@ -176,7 +177,7 @@ def test_sample_is_a_function_of_checkpoint_and_seed(tmp_path):
     assert not np.array_equal(outs['a'], outs['c'])
     assert not np.array_equal(outs['a'], outs['raw'])
     # The default is the EMA generator of the latest checkpoint.
-    config, _, G, _, state = loop.load_run(workdir)
+    config, _, G, _, state = experiment.load_run(workdir)
     from gan_jax import sampling
     z = sampling.latents(1, 50, config.model.z_dim)
     np.testing.assert_array_equal(outs['a'], sampling.sample(G, state.ema_params,
@@ -192,5 +193,5 @@ def test_unreadable_latest_checkpoint_falls_back_to_the_previous(tmp_path):
     for root, _, files in os.walk(latest):  # truncate every file of step 6
         for name in files:
             open(os.path.join(root, name), 'wb').close()
-    config, _, _, _, state = loop.load_run(workdir)
+    config, _, _, _, state = experiment.load_run(workdir)
     assert int(state.step) == 3

@@ -12,7 +12,8 @@ import jax
 import numpy as np
 import pytest
 
-from gan_jax import loop, parallel
+from gan_jax import parallel
+from gan_jax import experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Relative to each leaf's largest magnitude. The 8-device step sums gradients
@@ -71,8 +72,8 @@ def test_two_processes_train_like_one(tmp_path):
     done = subprocess.run([sys.executable, train, '--workdir', single, *flags],
                           capture_output=True, text=True, env=env(), timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    _, _, _, _, two_state = loop.load_run(shared)
-    _, _, _, _, one_state = loop.load_run(single)
+    _, _, _, _, two_state = experiment.load_run(shared)
+    _, _, _, _, one_state = experiment.load_run(single)
     # Gloo sums the two halves' gradients in its own order; measured worst
     # leaf: 1.2e-5 relative after 6 steps (one Adam-amplified element).
     for a, b in zip(jax.tree.leaves(two_state), jax.tree.leaves(one_state)):

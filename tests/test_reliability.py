@@ -13,6 +13,7 @@ import pytest
 
 from experiments.configs import toy_ring
 from gan_jax import config as config_lib, loop
+from gan_jax import experiment
 from helpers import override
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,7 +33,7 @@ def start(workdir, *flags):
 
 
 def final_params(workdir):
-    _, _, _, _, state = loop.load_run(workdir)
+    _, _, _, _, state = experiment.load_run(workdir)
     return state
 
 

@@ -10,9 +10,14 @@ import numpy as np
 import pytest
 
 from gan_jax import config as config_lib, loop, sweep as sweep_lib
+from gan_jax import experiment
 from test_loop import tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_sweep(config, sweep, workdir, **kwargs):
+    return loop.run(config, workdir, sweep=sweep, **kwargs)
 
 
 def leaves(tree):
@@ -35,7 +40,7 @@ def assert_member_equals(stacked, i, single, rtol):
 def test_members_equal_single_runs_with_their_seeds(tmp_path):
     config = plain(num_steps=6)
     sweep = sweep_lib.Sweep.build(seeds=3)
-    stacked = sweep_lib.run(config, sweep, str(tmp_path / 'sweep'))
+    stacked = run_sweep(config, sweep, str(tmp_path / 'sweep'))
     for i in range(3):
         single = loop.run(plain(num_steps=6, seed=config.seed + i),
                           str(tmp_path / f'single{i}'))
@@ -63,7 +68,7 @@ def test_swept_learning_rates_and_chunks_match_single_runs(tmp_path):
               'reg.gp_weight': [0.5, 10.0]}
     sweep = sweep_lib.Sweep.build(values=values, chunk_size=1)
     assert sweep.chunks() == [(0, 1), (1, 2)]
-    stacked = sweep_lib.run(config, sweep, str(tmp_path / 'sweep'))
+    stacked = run_sweep(config, sweep, str(tmp_path / 'sweep'))
     for i in range(2):
         member = sweep_lib.member_config(config, sweep, i)
         assert member.opt.d.lr == values['opt.d.lr'][i] and member.seed == config.seed + i
@@ -77,8 +82,8 @@ def test_swept_learning_rates_and_chunks_match_single_runs(tmp_path):
 def test_sweep_with_several_steps_per_call_equals_one_step_per_call(tmp_path, members):
     events = dict(log_every=3, checkpoint_every=6, sample_every=0)
     sweep = sweep_lib.Sweep.build(seeds=2)
-    one = sweep_lib.run(plain(num_steps=6, **events), sweep, str(tmp_path / 'one'))
-    three = sweep_lib.run(plain(num_steps=6, steps_per_call=3, **events), sweep,
+    one = run_sweep(plain(num_steps=6, **events), sweep, str(tmp_path / 'one'))
+    three = run_sweep(plain(num_steps=6, steps_per_call=3, **events), sweep,
                           str(tmp_path / 'three'), members=members)
     for i in range(2):
         assert_member_equals(three, i, sweep_lib.member_of(one, i), rtol=1e-5)
@@ -87,18 +92,18 @@ def test_sweep_with_several_steps_per_call_equals_one_step_per_call(tmp_path, me
 def test_unrolled_members_equal_single_runs_and_auto_picks_by_convolution(tmp_path):
     config = plain(num_steps=4, log_every=2, checkpoint_every=4, sample_every=0)
     sweep = sweep_lib.Sweep.build(seeds=2)
-    stacked = sweep_lib.run(config, sweep, str(tmp_path / 'sweep'), members='unroll')
+    stacked = run_sweep(config, sweep, str(tmp_path / 'sweep'), members='unroll')
     for i in range(2):
         single = loop.run(plain(num_steps=4, log_every=2, checkpoint_every=4,
                                 sample_every=0, seed=config.seed + i),
                           str(tmp_path / f'single{i}'))
         assert_member_equals(stacked, i, single, rtol=1e-6)
     with pytest.raises(config_lib.ConfigError, match='members must be one of'):
-        sweep_lib.run(config, sweep, str(tmp_path / 'bad'), members='pmap')
+        run_sweep(config, sweep, str(tmp_path / 'bad'), members='pmap')
     # 'auto': unrolled on CPU for a convolutional update, vmapped for a dense one.
     from experiments.configs import digits_dcgan
     for cfg, expected in ((digits_dcgan.get_config('smoke'), 'unroll'), (config, 'vmap')):
-        info, _, _, spec, state = loop.build(cfg)
+        info, _, _, spec, state = experiment.build(cfg)
         batch = {'x': jax.ShapeDtypeStruct((cfg.n_critic, cfg.batch_size, *info.shape),
                                            np.float32)}
         assert sweep_lib.choose_member_mode(spec, state, batch) == expected
@@ -108,8 +113,8 @@ def test_unrolled_members_with_chunks_and_shared_data_equal_vmapped(tmp_path):
     config = plain(num_steps=4, log_every=2, checkpoint_every=4, sample_every=0)
     sweep = sweep_lib.Sweep.build(seeds=3, shared_data=True, chunk_size=2)
     assert sweep.chunks() == [(0, 2), (2, 3)]
-    vmapped = sweep_lib.run(config, sweep, str(tmp_path / 'vmap'), members='vmap')
-    unrolled = sweep_lib.run(config, sweep, str(tmp_path / 'unroll'), members='unroll')
+    vmapped = run_sweep(config, sweep, str(tmp_path / 'vmap'), members='vmap')
+    unrolled = run_sweep(config, sweep, str(tmp_path / 'unroll'), members='unroll')
     for i in range(3):
         assert_member_equals(unrolled, i, sweep_lib.member_of(vmapped, i), rtol=1e-5)
     records = [json.loads(x) for x in open(tmp_path / 'unroll' / 'metrics.jsonl')]
@@ -133,19 +138,19 @@ def test_repeats_expand_values_and_bad_sweeps_are_named():
 
 def test_resumed_sweep_equals_an_uninterrupted_one(tmp_path):
     sweep = sweep_lib.Sweep.build(seeds=2)
-    straight = sweep_lib.run(tiny(num_steps=8), sweep, str(tmp_path / 'straight'))
+    straight = run_sweep(tiny(num_steps=8), sweep, str(tmp_path / 'straight'))
     workdir = str(tmp_path / 'resumed')
-    sweep_lib.run(tiny(num_steps=4), sweep, workdir)
-    resumed = sweep_lib.run(tiny(num_steps=8), sweep, workdir)
+    run_sweep(tiny(num_steps=4), sweep, workdir)
+    resumed = run_sweep(tiny(num_steps=8), sweep, workdir)
     for a, b in zip(leaves(straight), leaves(resumed)):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(config_lib.ConfigError, match='different sweep'):
-        sweep_lib.run(tiny(num_steps=8), sweep_lib.Sweep.build(seeds=3), workdir)
+        run_sweep(tiny(num_steps=8), sweep_lib.Sweep.build(seeds=3), workdir)
 
 
 def test_shared_data_members_differ_only_by_seed(tmp_path):
     sweep = sweep_lib.Sweep.build(seeds=2, shared_data=True)
-    stacked = sweep_lib.run(plain(num_steps=3), sweep, str(tmp_path / 'sweep'))
+    stacked = run_sweep(plain(num_steps=3), sweep, str(tmp_path / 'sweep'))
     # Member 0 has the base seed and the base data: it is the single run.
     single = loop.run(plain(num_steps=3), str(tmp_path / 'single'))
     assert_member_equals(stacked, 0, single, rtol=1e-5)
@@ -171,7 +176,7 @@ def test_sweep_and_sample_launchers(tmp_path):
                  '--out', str(tmp_path / 's.npz'))
     assert out.returncode == 0, out.stderr
     samples = np.load(tmp_path / 's.npz')['samples']
-    config_3, _, G, _, state = sweep_lib.load_member(workdir, 3)
+    config_3, _, G, _, state = experiment.load_member(workdir, 3)
     assert config_3.seed == 3 and config_3.opt.d.lr == 2e-4
     from gan_jax import sampling
     expected = sampling.sample(G, state.ema_params, state.g_state,

@@ -97,7 +97,7 @@ def host_batches(config: ml_collections.ConfigDict, *, start_step: int = 0,
                           process_index=process_index, process_count=process_count)
 
 
-def _prefetch(iterator: Iterator[Any], size: int) -> Iterator[Any]:
+def prefetch(iterator: Iterator[Any], size: int) -> Iterator[Any]:
     """Runs `iterator` on a daemon thread, `size` items ahead."""
     if size <= 0:
         yield from iterator
@@ -160,4 +160,4 @@ def make_train_iter(config: ml_collections.ConfigDict, *, start_step: int = 0,
         return jax.tree.map(
             lambda a: jax.make_array_from_process_local_data(sharding, a), batch)
 
-    return _prefetch((place(b) for b in chained()), config.data.prefetch)
+    return prefetch((place(b) for b in chained()), config.data.prefetch)

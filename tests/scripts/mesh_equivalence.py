@@ -15,6 +15,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from gan_jax import loop  # noqa: E402
+from gan_jax import experiment
 
 
 def max_relative_difference(a, b):
@@ -69,7 +70,7 @@ def main():
             run(config, f'{tmp}/{name}_1to8', 8, n), one)
         # Sampling split over the 8-device mesh equals sampling on one device.
         from gan_jax import parallel, sampling
-        _, G, _, _, _ = loop.build(config)
+        _, G, _, _, _ = experiment.build(config)
         z = sampling.latents(0, 64, config.model.z_dim)
         out[f'{name}/sampling_8_vs_1'] = max_relative_difference(
             sampling.sample(G, eight.ema_params, eight.g_state, z,
