@@ -65,6 +65,37 @@ def test_sigterm_saves_a_checkpoint_at_the_current_step_and_exits(tmp_path):
     assert logged[-1] <= steps[0]
 
 
+def test_sigterm_stops_a_sweep_with_a_checkpoint_and_it_resumes(tmp_path):
+    workdir = str(tmp_path / 'sweep')
+    env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONUNBUFFERED='1')
+    command = [sys.executable, os.path.join(ROOT, 'experiments', 'sweep.py'),
+               '--config', CONFIG, '--workdir', workdir, '--seeds', '2', *TINY,
+               '--config.log_every=20', '--config.checkpoint_every=0']
+    process = subprocess.Popen(command + ['--config.num_steps=1000000'],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env)
+    metrics = os.path.join(workdir, 'metrics.jsonl')
+    deadline = time.monotonic() + 120
+    while not (os.path.exists(metrics) and os.path.getsize(metrics)):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert 'SIGTERM received' in stderr and 'checkpoint saved' in stderr
+    steps = [int(s) for s in os.listdir(os.path.join(workdir, 'checkpoints'))
+             if s.isdigit()]
+    assert len(steps) == 1 and steps[0] >= 20
+    # Resumed with the same options, both members continue from that step.
+    target = steps[0] + 3
+    done = subprocess.run(command + [f'--config.num_steps={target}'],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f'resumed from step {steps[0]}' in done.stderr
+    _, _, _, _, member = experiment.load_member(workdir, 1)
+    assert int(member.step) == target
+
+
 @pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_path):
     # 150 steps with a save every 3: saves take most of the training time, so

@@ -185,3 +185,21 @@ def test_sweep_and_sample_launchers(tmp_path):
     bad = launch('sweep.py', '--config', config, '--workdir', str(tmp_path / 'bad'),
                  '--sweep.n_critic=1,2')
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_a_sweep_writes_sample_grids_and_tensorboard_per_member(tmp_path):
+    workdir = tmp_path / 'sweep'
+    run_sweep(plain(num_steps=6, sample_every=3, log_every=3),
+              sweep_lib.Sweep.build(seeds=2), str(workdir))
+    for i in range(2):
+        grids = sorted(os.listdir(workdir / 'samples' / f'member_{i}'))
+        assert grids == ['step_0000003.png', 'step_0000006.png']
+        events = os.listdir(workdir / 'tensorboard' / f'member_{i}')
+        assert len(events) == 1
+        import tensorflow as tf
+        tags = {(value.tag, event.step)
+                for event in tf.compat.v1.train.summary_iterator(
+                    str(workdir / 'tensorboard' / f'member_{i}' / events[0]))
+                for value in event.summary.value}
+        assert {('loss/d', 3), ('loss/d', 6)} <= tags
+        assert any(tag.startswith('eval/') for tag, _ in tags)
