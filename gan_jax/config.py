@@ -8,7 +8,7 @@ from typing import Any, Dict, List
 
 import ml_collections
 
-from gan_jax import data, losses, models, train
+from gan_jax import data, losses, models, regularizers
 
 # Sub-trees whose keys depend on the chosen model or evaluator: their keys are
 # checked by the model constructor / evaluator registry instead of the schema.
@@ -26,6 +26,9 @@ RUNTIME_KEY = '_runtime'
 
 NAN_POLICIES = ('stop', 'skip')
 LR_SCHEDULES = ('constant', 'linear')
+# model.compute_dtype: the dtype the networks compute in during training steps
+# (train.py's mixed precision); parameters and optimizer states stay float32.
+COMPUTE_DTYPES = ('float32', 'bfloat16')
 
 
 class ConfigError(ValueError):
@@ -74,11 +77,10 @@ def default_config() -> ml_collections.ConfigDict:
         compute_dtype='float32',         # training steps: 'float32' or 'bfloat16'
     ))
     c.loss = ml_collections.ConfigDict(dict(name='non_saturating'))
-    c.reg = ml_collections.ConfigDict(dict(
-        gp_weight=0.0,   # WGAN-GP weight λ
-        r1_gamma=0.0,    # R1 γ (the penalty is γ/2 E‖∇D(x)‖²)
-        r2_gamma=0.0,    # R2 γ, on generated samples
-    ))
+    # One weight per registered penalty (gp_weight, r1_gamma, r2_gamma, ...):
+    # see regularizers.PENALTIES for each one's meaning and scaling.
+    c.reg = ml_collections.ConfigDict(
+        {p.key: p.default for p in regularizers.PENALTIES})
     c.augment = ml_collections.ConfigDict(dict(
         policy='',       # DiffAugment, e.g. 'color,translation,cutout'; '' = off
     ))
@@ -198,9 +200,9 @@ def validate(config: ml_collections.ConfigDict, *, device_count: int = 1) -> Non
          f'parallel.num_devices must be >= 0 (0 = all), got '
          f'{config.parallel.num_devices}')
     need(config.model.z_dim >= 1, f'model.z_dim must be >= 1, got {config.model.z_dim}')
-    need(config.model.compute_dtype in train.COMPUTE_DTYPES,
+    need(config.model.compute_dtype in COMPUTE_DTYPES,
          f'unknown model.compute_dtype {config.model.compute_dtype!r}; valid: '
-         f'{", ".join(train.COMPUTE_DTYPES)}')
+         f'{", ".join(COMPUTE_DTYPES)}')
     for net in ('g', 'd'):
         opt = config.opt[net]
         need(opt.lr > 0, f'opt.{net}.lr must be > 0, got {opt.lr}')
@@ -214,8 +216,9 @@ def validate(config: ml_collections.ConfigDict, *, device_count: int = 1) -> Non
              f'got {opt.decay_steps}')
     need(0 <= config.ema.decay < 1,
          f'ema.decay must lie in [0, 1), got {config.ema.decay}')
-    for key in ('gp_weight', 'r1_gamma', 'r2_gamma'):
-        need(config.reg[key] >= 0, f'reg.{key} must be >= 0, got {config.reg[key]}')
+    for penalty in regularizers.PENALTIES:
+        message = penalty.error(config.reg[penalty.key])
+        need(message is None, message)
     need(config.steps_per_call >= 1,
          f'steps_per_call must be >= 1, got {config.steps_per_call}')
     if config.steps_per_call > 1:
@@ -235,7 +238,7 @@ def validate(config: ml_collections.ConfigDict, *, device_count: int = 1) -> Non
          "--config.best_metric=fid/fid")
     need(config.nan_policy in NAN_POLICIES,
          f'unknown nan_policy {config.nan_policy!r}; valid: {", ".join(NAN_POLICIES)}')
-    pack = config.model.d.get('pack', 1)
+    pack = models.configured_pack(config)
     need(config.batch_size % pack == 0,
          f'batch_size {config.batch_size} must be divisible by model.d.pack {pack}')
     need(config.data.image_size >= 0,

@@ -7,8 +7,11 @@ discriminator outputs, averaged over the batch:
     d_loss(*, real_logits, fake_logits) -> scalar
     g_loss(*, fake_logits) -> scalar
 
-`get(name)` returns the pair for a config string. The discriminator minimises
-`d_loss`, the generator minimises `g_loss`.
+`get(name)` returns the pair for a config string (config.loss.name). The
+discriminator minimises `d_loss`, the generator minimises `g_loss`. A new loss
+is its two functions plus one entry in LOSSES: the config check
+(`config.validate`) and the update step (`train.make_spec`) read LOSSES
+through `get`.
 """
 from typing import Callable, Dict, NamedTuple
 
@@ -17,6 +20,7 @@ import jax.numpy as jnp
 
 
 class Loss(NamedTuple):
+    """A registered loss: the discriminator's and the generator's halves."""
     d_loss: Callable[..., jax.Array]
     g_loss: Callable[..., jax.Array]
 
@@ -124,6 +128,11 @@ LOSSES: Dict[str, Loss] = {
 }
 
 
+def names():
+    """Sorted list of the registered loss names."""
+    return sorted(LOSSES)
+
+
 def get(name: str) -> Loss:
     """Returns the (d_loss, g_loss) pair registered under `name`.
 
@@ -132,5 +141,5 @@ def get(name: str) -> Loss:
     """
     if name not in LOSSES:
         raise ValueError(
-            f'unknown loss {name!r}; valid losses: {", ".join(sorted(LOSSES))}')
+            f'unknown loss {name!r}; valid losses: {", ".join(names())}')
     return LOSSES[name]

@@ -5,8 +5,17 @@ Each function returns the *unweighted* penalty; the update step multiplies it by
 the config's weight (for R1 that weight is γ/2). The input gradient is taken per
 sample through `sum(D(x))`, which is exact when D treats the samples of a batch
 independently (no batch norm in training mode, the usual WGAN-GP rule).
+
+`PENALTIES` is the registry the rest of the code reads: one `Penalty` entry
+declares a penalty's config key (under `reg`), its default and valid range,
+the samples it is computed on and how its weight scales it. The config schema
+(`config.default_config`), `config.validate`, the update step
+(`train.make_spec`, `train.d_loss_fn`) and the sweepable keys
+(`train.SWEEPABLE`) all come from it, so a new penalty is a function here plus
+one entry.
 """
-from typing import Callable
+import dataclasses
+from typing import Callable, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -67,3 +76,92 @@ def r2_penalty(d_fn: DFn, fake: jax.Array) -> jax.Array:
       scalar >= 0.
     """
     return jnp.mean(_per_sample_grad_sq_norm(d_fn, jax.lax.stop_gradient(fake)))
+
+
+INPUTS = ('real', 'fake', 'both')
+
+
+@dataclasses.dataclass(frozen=True)
+class Penalty:
+    """One entry of the registry: a penalty term in the discriminator's loss.
+
+    The D loss adds `coefficient(weight) * fn(...)` for every penalty whose
+    config weight is > 0 (or whose weight a sweep member sets), in the order
+    of PENALTIES.
+
+    Attributes:
+      key: its weight's config key under `reg` (e.g. 'gp_weight' for
+        reg.gp_weight); also its name in train_step's `hparams` when swept.
+      metric: the metric name of the unweighted penalty, e.g. 'reg/gp'.
+      fn: the penalty; its arguments follow `inputs`.
+      inputs: the samples it takes: 'real' fn(d_fn, real), 'fake' fn(d_fn,
+        fake), 'both' fn(d_fn, real, fake, rng) (e.g. WGAN-GP's interpolates;
+        the rng is the D update's penalty key, shared by every 'both' penalty:
+        fold in a constant for independent draws).
+      scale: the weight convention: the term is scale * weight * penalty
+        (1 for WGAN-GP's λ, 1/2 for R1's γ).
+      default: the config's default weight (0 = off).
+      minimum: the smallest valid weight (config.validate checks it).
+      sweepable: whether a sweep may vary the weight per member.
+      doc: one line for readers of the schema.
+    """
+    key: str
+    metric: str
+    fn: Callable[..., jax.Array]
+    inputs: str
+    scale: float = 1.0
+    default: float = 0.0
+    minimum: float = 0.0
+    sweepable: bool = True
+    doc: str = ''
+
+    def __post_init__(self):
+        if self.inputs not in INPUTS:
+            raise ValueError(f'Penalty {self.key!r}: inputs must be one of '
+                             f'{", ".join(INPUTS)}, got {self.inputs!r}')
+
+    def __call__(self, d_fn: DFn, real: jax.Array, fake: jax.Array,
+                 rng: PRNGKey) -> jax.Array:
+        """The unweighted penalty of D on this batch (a scalar)."""
+        if self.inputs == 'real':
+            return self.fn(d_fn, real)
+        if self.inputs == 'fake':
+            return self.fn(d_fn, fake)
+        return self.fn(d_fn, real, fake, rng)
+
+    def coefficient(self, weight):
+        """The factor of the penalty in the loss, scale * weight; `weight` may
+        be a float or a traced scalar (a swept member's)."""
+        # No multiplication by 1: a plain weight enters the loss as it is.
+        return weight if self.scale == 1.0 else self.scale * weight
+
+    def error(self, value: float) -> Optional[str]:
+        """The validation message for a bad config weight, or None."""
+        if value < self.minimum:
+            return f'reg.{self.key} must be >= {self.minimum:g}, got {value}'
+        return None
+
+
+# The order of this tuple is the order in which the terms are added to the D
+# loss (a floating-point sum: reordering changes the numbers).
+PENALTIES: Tuple[Penalty, ...] = (
+    Penalty('gp_weight', 'reg/gp', gradient_penalty, 'both', scale=1.0,
+            doc='WGAN-GP weight λ: λ E[(‖∇D(x̂)‖ - 1)²] on interpolates'),
+    Penalty('r1_gamma', 'reg/r1', r1_penalty, 'real', scale=0.5,
+            doc='R1 γ (the penalty is γ/2 E‖∇D(x)‖²)'),
+    Penalty('r2_gamma', 'reg/r2', r2_penalty, 'fake', scale=0.5,
+            doc='R2 γ, on generated samples'),
+)
+
+
+def get(key: str) -> Penalty:
+    """The registered penalty whose weight is reg.`key`.
+
+    Raises:
+      ValueError: naming the unknown key and listing the valid ones.
+    """
+    for penalty in PENALTIES:
+        if penalty.key == key:
+            return penalty
+    raise ValueError(f'unknown penalty {key!r}; valid penalties: '
+                     f'{", ".join(p.key for p in PENALTIES)}')

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from gan_jax import models
 from gan_jax.types import PRNGKey, PyTree
 
 # Order of the metrics whose non-finiteness is recorded in
@@ -70,7 +71,7 @@ def create_state(rng: PRNGKey, G: nn.Module, D: nn.Module,
     """
     g_rng, d_rng, run_rng = jax.random.split(rng, 3)
     # Enough samples to fill one pack of the discriminator (PacGAN) twice.
-    n = 2 * max(1, D.pack if hasattr(D, 'pack') else 1)
+    n = 2 * max(1, models.pack_of(D))
     z = jnp.zeros((n, z_dim), jnp.float32)
     x = jnp.zeros((n,) + tuple(data_shape), jnp.float32)
     if labels is not None:

@@ -13,12 +13,13 @@ Batches: {'x': [n_critic, B, *data_shape] float32, optionally
 'label': [n_critic, B] int32}. Images are in [-1, 1], 2-D points unscaled.
 """
 import dataclasses
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 
 from gan_jax import augment, losses, regularizers
@@ -32,6 +33,10 @@ class UpdateSpec:
     """The static parts of an update: networks, optimizers and weights.
 
     Hashable, so it can be closed over by `jax.jit` without retracing.
+
+    `penalties` holds (key, weight) of the active penalties of
+    regularizers.PENALTIES (those with weight > 0), in the registry's order,
+    e.g. (('gp_weight', 10.0),) for reg.gp_weight = 10.
     """
     G: nn.Module
     D: nn.Module
@@ -40,9 +45,7 @@ class UpdateSpec:
     loss: losses.Loss
     z_dim: int
     n_critic: int = 1
-    gp_weight: float = 0.0
-    r1_gamma: float = 0.0
-    r2_gamma: float = 0.0
+    penalties: Tuple[Tuple[str, float], ...] = ()
     ema_decay: float = 0.999
     ema_start_step: int = 0
     skip_nonfinite: bool = False
@@ -73,9 +76,8 @@ def make_spec(config: ml_collections.ConfigDict, G: nn.Module, D: nn.Module
         loss=losses.get(config.loss.name),
         z_dim=config.model.z_dim,
         n_critic=config.n_critic,
-        gp_weight=float(config.reg.gp_weight),
-        r1_gamma=float(config.reg.r1_gamma),
-        r2_gamma=float(config.reg.r2_gamma),
+        penalties=tuple((p.key, float(config.reg[p.key]))
+                        for p in regularizers.PENALTIES if config.reg[p.key] > 0),
         ema_decay=float(config.ema.decay),
         ema_start_step=config.ema.start_step,
         skip_nonfinite=config.nan_policy == 'skip',
@@ -88,9 +90,6 @@ def make_spec(config: ml_collections.ConfigDict, G: nn.Module, D: nn.Module
 def sample_latents(rng: PRNGKey, batch_size: int, z_dim: int) -> jax.Array:
     """Standard normal latents [batch_size, z_dim]."""
     return jax.random.normal(rng, (batch_size, z_dim), jnp.float32)
-
-
-COMPUTE_DTYPES = ('float32', 'bfloat16')
 
 
 def _apply(module: nn.Module, params: PyTree, state: Dict[str, PyTree],
@@ -120,18 +119,20 @@ def _apply(module: nn.Module, params: PyTree, state: Dict[str, PyTree],
 
 def d_loss_fn(d_params: PyTree, d_state: Dict[str, PyTree], real: jax.Array,
               fake: jax.Array, labels: Optional[jax.Array], rng: PRNGKey, *,
-              spec: UpdateSpec, gp_weight: Any = None
+              spec: UpdateSpec, weights: Optional[Mapping[str, Any]] = None
               ) -> Tuple[jax.Array, Dict[str, Any]]:
     """Discriminator loss plus penalties.
 
     Real and fake samples go through D in one call, so D's batch statistics
     (if any) are those of the mixed batch. With DiffAugment on, both are
-    augmented first, and the penalties see the augmented samples.
+    augmented first, and the penalties see the augmented samples. The
+    penalties (regularizers.PENALTIES) are added in the registry's order.
 
     Args:
       real, fake: [B, *data_shape] samples; fake is a constant here.
       labels: [B] int32 or None (used for both halves).
-      gp_weight: a (traced) weight replacing spec.gp_weight, for sweeps.
+      weights: {penalty key: (traced) weight} replacing spec.penalties' weight
+        of that penalty, and turning it on if it is off, for sweeps.
     Returns:
       (total loss, {'d_state': updated D state, 'metrics': scalars}).
     """
@@ -151,17 +152,15 @@ def d_loss_fn(d_params: PyTree, d_state: Dict[str, PyTree], real: jax.Array,
     def d_fn(x):  # D as a function of its input, for the penalties.
         return _apply(spec.D, d_params, d_state, x, labels, spec)[0]
 
+    weights = dict(spec.penalties, **(weights or {}))
+    for key in weights:
+        regularizers.get(key)  # raises ValueError for an unknown penalty
     total = adv
-    if spec.gp_weight > 0 or gp_weight is not None:
-        metrics['reg/gp'] = regularizers.gradient_penalty(d_fn, real, fake, rng)
-        weight = spec.gp_weight if gp_weight is None else gp_weight
-        total = total + weight * metrics['reg/gp']
-    if spec.r1_gamma > 0:
-        metrics['reg/r1'] = regularizers.r1_penalty(d_fn, real)
-        total = total + 0.5 * spec.r1_gamma * metrics['reg/r1']
-    if spec.r2_gamma > 0:
-        metrics['reg/r2'] = regularizers.r2_penalty(d_fn, fake)
-        total = total + 0.5 * spec.r2_gamma * metrics['reg/r2']
+    for penalty in regularizers.PENALTIES:  # in order: a floating-point sum
+        if penalty.key in weights:
+            metrics[penalty.metric] = penalty(d_fn, real, fake, rng)
+            total = total + penalty.coefficient(weights[penalty.key]) * metrics[
+                penalty.metric]
     metrics['loss/d'] = total
     return total, {'d_state': new_d_state, 'metrics': metrics}
 
@@ -218,6 +217,61 @@ def g_loss_fn(g_params: PyTree, g_state: Dict[str, PyTree], d_params: PyTree,
     return loss, {'g_state': new_g_state, 'metrics': {'loss/g': loss}}
 
 
+@dataclasses.dataclass(frozen=True)
+class Sweepable:
+    """A config key that a sweep may vary per member, and the scalar of
+    train_step's `hparams` that carries it.
+
+    Attributes:
+      key: the dotted config key, e.g. 'opt.d.lr'.
+      hparam: the scalar's name in `hparams`, e.g. 'lr_d_scale'.
+      derive: how the scalar comes from the member's value: 'ratio', the
+        member's value over the config's (a learning rate: the optimizer's
+        updates are multiplied by it); 'value', the member's value itself (a
+        penalty weight: it replaces the config's).
+    """
+    key: str
+    hparam: str
+    derive: str
+
+
+# Every sweepable config key (the one table: gan_jax/sweep.py and
+# experiments/sweep.py build their checks and flags from it). Penalty weights
+# come from regularizers.PENALTIES, under their config key.
+SWEEPABLE: Dict[str, Sweepable] = {s.key: s for s in (
+    Sweepable('opt.d.lr', 'lr_d_scale', 'ratio'),
+    Sweepable('opt.g.lr', 'lr_g_scale', 'ratio'),
+    *(Sweepable(f'reg.{p.key}', p.key, 'value')
+      for p in regularizers.PENALTIES if p.sweepable),
+)}
+
+
+def member_hparam_values(config: ml_collections.ConfigDict, key: str,
+                         values: Sequence[float]) -> np.ndarray:
+    """The per-member scalars of hparams[SWEEPABLE[key].hparam] for members
+    whose config `key` takes `values`.
+
+    Args:
+      config: the sweep's base config (ratios are taken to its value of key).
+      key: a key of SWEEPABLE, e.g. 'opt.d.lr'.
+      values: one value per member.
+    Returns:
+      float32 [K].
+    Raises:
+      ValueError: `key` is not sweepable (listing the sweepable keys).
+    """
+    if key not in SWEEPABLE:
+        raise ValueError(f'cannot sweep {key!r}; sweepable keys: '
+                         f'{", ".join(SWEEPABLE)}')
+    values = np.asarray(values, np.float32)
+    if SWEEPABLE[key].derive == 'ratio':
+        base = config
+        for part in key.split('.'):
+            base = base[part]
+        return values / np.float32(base)
+    return values
+
+
 def _scaled(updates: PyTree, hparams: Optional[Dict[str, jax.Array]], key: str
             ) -> PyTree:
     """updates * hparams[key] (a learning-rate ratio in a sweep), or as is."""
@@ -233,16 +287,17 @@ def d_step(state: GANState, real: jax.Array, labels: Optional[jax.Array],
 
     The fakes come from G in training mode; G's batch-statistics updates are
     dropped so that only G steps move them. `hparams` (see train_step) may
-    scale the learning rate and replace the gradient-penalty weight.
+    scale the learning rate and replace penalty weights.
     """
     z_rng, reg_rng = jax.random.split(rng)
     z = sample_latents(z_rng, real.shape[0], spec.z_dim)
     fake, _ = _apply(spec.G, state.g_params, state.g_state, z, labels, spec)
     fake = jax.lax.stop_gradient(fake)
+    weights = {p.key: hparams[p.key] for p in regularizers.PENALTIES
+               if p.sweepable and hparams and p.key in hparams}
     grad_fn = jax.value_and_grad(d_loss_fn, has_aux=True)
     (_, aux), grads = grad_fn(state.d_params, state.d_state, real, fake, labels,
-                              reg_rng, spec=spec,
-                              gp_weight=(hparams or {}).get('gp_weight'))
+                              reg_rng, spec=spec, weights=weights)
     updates, d_opt_state = spec.d_tx.update(grads, state.d_opt_state,
                                             state.d_params)
     updates = _scaled(updates, hparams, 'lr_d_scale')
@@ -293,13 +348,22 @@ def train_step(state: GANState, batch: Batch, *, spec: UpdateSpec,
     Args:
       state: the current GANState.
       batch: {'x': [n_critic, B, ...], optionally 'label': [n_critic, B]}.
-      hparams: optional scalars that a sweep varies per member (gan_jax/sweep.py):
-        'lr_d_scale', 'lr_g_scale' multiply the optimizers' updates (the ratio
-        of the member's learning rate to the config's), 'gp_weight' replaces
-        reg.gp_weight. None computes exactly the plain update.
+      hparams: optional scalars that a sweep varies per member (gan_jax/sweep.py),
+        named in SWEEPABLE (member_hparam_values computes them): 'lr_d_scale',
+        'lr_g_scale' multiply the optimizers' updates (the ratio of the
+        member's learning rate to the config's); a penalty's key (e.g.
+        'gp_weight') replaces its reg.* weight. None computes exactly the
+        plain update.
     Returns:
       (the new state, scalar metrics; D metrics are means over the D updates).
+    Raises:
+      ValueError: a name in hparams that SWEEPABLE does not have.
     """
+    if hparams:
+        unknown = sorted(set(hparams) - {s.hparam for s in SWEEPABLE.values()})
+        if unknown:
+            raise ValueError(f'unknown hparams {unknown[0]!r}; valid: '
+                             f'{", ".join(s.hparam for s in SWEEPABLE.values())}')
     rng = jax.random.fold_in(state.rng, state.step)
     d_rng, g_rng = jax.random.split(rng)
     reals = batch['x']

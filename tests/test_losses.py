@@ -65,3 +65,22 @@ def test_unknown_loss_lists_valid_names():
     with pytest.raises(ValueError, match=r"unknown loss 'bce'; valid losses: hinge, "
                                          r"least_squares, minimax"):
         losses.get('bce')
+
+
+def test_a_loss_registered_once_is_accepted_by_the_config_and_the_update(monkeypatch):
+    from gan_jax import config as config_lib, models, train
+    # A pair registered only for this test: one LOSSES entry is all a new
+    # loss needs.
+    def d_rs(*, real_logits, fake_logits):
+        return jnp.mean(jnp.logaddexp(0.0, fake_logits - real_logits))
+
+    def g_rs(*, fake_logits):
+        return -jnp.mean(fake_logits)
+
+    monkeypatch.setitem(losses.LOSSES, 'rs_test', losses.Loss(d_rs, g_rs))
+    assert 'rs_test' in losses.names()
+    config = config_lib.default_config()
+    config.loss.name = 'rs_test'
+    config_lib.validate(config)
+    G, D = models.build(config, (2,))
+    assert train.make_spec(config, G, D).loss == losses.Loss(d_rs, g_rs)

@@ -66,3 +66,39 @@ def test_build_accepts_lists_from_json():
     config.model.g = ml_collections.ConfigDict({'hidden': [8, 8]})
     G, _ = models.build(config, (2,))
     assert G.hidden == (8, 8) and hash(G)
+
+
+@pytest.mark.parametrize('name', models.names())
+def test_every_family_follows_the_written_protocol(name):
+    family = models.family(name)
+    G_cls, D_cls = models.get(name)
+    g_fields = models.constructor_fields(G_cls)
+    d_fields = models.constructor_fields(D_cls)
+    assert 'out_shape' in g_fields
+    # The declared capabilities are exactly the fields the classes have.
+    assert ('pack' in d_fields) == family.packing
+    assert ('pack' in g_fields) is False
+    assert ('num_classes' in g_fields) == family.conditional
+    assert ('num_classes' in d_fields) == family.conditional
+    config = default_config()
+    config.model.name = name
+    shape = (2,) if name == 'mlp' else (32, 32, 3)
+    G, D = models.build(config, shape, num_classes=10)
+    assert isinstance(G, models.GeneratorProtocol)
+    assert isinstance(D, models.DiscriminatorProtocol)
+    assert G.out_shape == shape
+    assert models.pack_of(D) == 1
+    assert models.num_classes_of(G) == models.num_classes_of(D) == (
+        10 if family.conditional else 0)
+    assert models.num_classes_of(models.build(config, shape)[0]) == 0
+
+
+def test_pack_comes_from_the_config_and_the_module():
+    config = default_config()
+    assert models.configured_pack(config) == 1
+    config.model.d.pack = 4
+    assert models.configured_pack(config) == 4
+    _, D = models.build(config, (2,))
+    assert models.pack_of(D) == 4
+    with pytest.raises(ValueError, match="unknown model 'gpt'"):
+        models.family('gpt')

@@ -2,6 +2,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from gan_jax import regularizers
 
@@ -56,3 +57,36 @@ def test_r1_linear_discriminator_is_squared_weight_norm():
     np.testing.assert_allclose(
         regularizers.r1_penalty(d, images),
         np.mean(4 * np.sum(np.asarray(images) ** 2, axis=(1, 2, 3))), rtol=1e-5)
+
+
+def test_registry_declares_each_penalty_once_in_the_order_of_the_sum():
+    keys = [p.key for p in regularizers.PENALTIES]
+    assert keys[:3] == ['gp_weight', 'r1_gamma', 'r2_gamma']
+    assert len(set(keys)) == len(keys)
+    assert len({p.metric for p in regularizers.PENALTIES}) == len(keys)
+    gp, r1, r2 = (regularizers.get(k) for k in keys[:3])
+    assert (gp.metric, r1.metric, r2.metric) == ('reg/gp', 'reg/r1', 'reg/r2')
+    # The weight conventions: λ·GP, γ/2·R1, γ/2·R2.
+    assert (gp.coefficient(10.0), r1.coefficient(10.0), r2.coefficient(3.0)) == (
+        10.0, 5.0, 1.5)
+    with pytest.raises(ValueError, match="unknown penalty 'dragan'; valid penalties: "
+                                         "gp_weight, r1_gamma, r2_gamma"):
+        regularizers.get('dragan')
+
+
+def test_registry_entries_call_their_penalty_on_the_declared_samples():
+    w = jnp.array([1.0, 2.0, 2.0])
+    d = linear_d(w)
+    gp, r1, r2 = (regularizers.get(k) for k in ('gp_weight', 'r1_gamma', 'r2_gamma'))
+    assert float(gp(d, REAL, FAKE, KEY)) == float(
+        regularizers.gradient_penalty(d, REAL, FAKE, KEY))
+    quad = lambda x: 0.5 * jnp.sum(x ** 2, axis=-1)  # noqa: E731  ∇ = x
+    r1_value = float(regularizers.r1_penalty(quad, REAL))
+    assert float(r1(quad, REAL, FAKE, KEY)) == r1_value
+    assert float(r2(quad, REAL, FAKE, KEY)) == float(
+        regularizers.r2_penalty(quad, FAKE))
+    assert float(r1(quad, REAL, FAKE, KEY)) != float(r2(quad, REAL, FAKE, KEY))
+    assert gp.error(0.0) is None and gp.error(1.5) is None
+    assert gp.error(-1.0) == 'reg.gp_weight must be >= 0, got -1.0'
+    with pytest.raises(ValueError, match='inputs must be one of real, fake, both'):
+        regularizers.Penalty('x', 'reg/x', regularizers.r1_penalty, 'interpolates')

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax import loop, train
+from gan_jax import config as config_lib, experiment, regularizers, train
 from gan_jax.config import default_config
 from helpers import override
 
@@ -24,7 +24,7 @@ def small_config(**overrides):
 
 
 def setup(config):
-    info, G, D, spec, state = loop.build(config)
+    info, G, D, spec, state = experiment.build(config)
     x = jax.random.normal(jax.random.PRNGKey(7), (config.n_critic, config.batch_size, 2))
     return spec, state, {'x': x}
 
@@ -92,6 +92,62 @@ def test_penalties_enter_the_discriminator_loss_with_their_weights():
     spec, state, batch = setup(small_config())
     _, metrics = train.make_train_step(spec)(state, batch)
     assert 'reg/r1' not in metrics and metrics['loss/d'] == metrics['loss/d_adv']
+
+
+def test_a_penalty_registered_once_is_configured_validated_and_applied(monkeypatch):
+    # ProGAN's drift term eps * E[D(x)^2] on real samples, added only to the
+    # registry: the schema, the validation and the D loss follow from it.
+    drift = regularizers.Penalty(
+        'drift', 'reg/drift', lambda d_fn, real: jnp.mean(jnp.square(d_fn(real))),
+        'real')
+    monkeypatch.setattr(regularizers, 'PENALTIES', regularizers.PENALTIES + (drift,))
+    assert default_config().reg.drift == 0.0
+    with pytest.raises(config_lib.ConfigError,
+                       match='reg.drift must be >= 0, got -1.0'):
+        config_lib.validate(small_config(**{'reg.drift': -1.0}))
+    config = small_config(**{'reg.r1_gamma': 10.0, 'reg.drift': 0.25})
+    config_lib.validate(config)
+    spec, state, batch = setup(config)
+    assert spec.penalties == (('r1_gamma', 10.0), ('drift', 0.25))
+    _, metrics = train.make_train_step(spec)(state, batch)
+    assert float(metrics['reg/drift']) > 0
+    np.testing.assert_allclose(
+        metrics['loss/d'],
+        metrics['loss/d_adv'] + 5.0 * metrics['reg/r1'] + 0.25 * metrics['reg/drift'],
+        rtol=1e-5)
+
+
+def test_swept_penalty_weights_act_as_the_config_weights():
+    spec, state, batch = setup(small_config())
+    hparams = {'gp_weight': jnp.float32(2.0), 'r1_gamma': jnp.float32(10.0)}
+    swept, swept_metrics = jax.jit(lambda s, b: train.train_step(
+        s, b, spec=spec, hparams=hparams))(copy(state), batch)
+    spec, state, batch = setup(small_config(**{'reg.r1_gamma': 10.0,
+                                               'reg.gp_weight': 2.0}))
+    plain, metrics = train.make_train_step(spec)(state, batch)
+    for name in ('loss/d', 'reg/gp', 'reg/r1'):
+        np.testing.assert_allclose(swept_metrics[name], metrics[name], rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(copy(swept)), jax.tree.leaves(copy(plain))):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError,
+                       match="unknown hparams 'lr_scale'; valid: lr_d_scale"):
+        train.train_step(state, batch, spec=spec, hparams={'lr_scale': 2.0})
+
+
+def test_sweepable_table_and_member_values():
+    assert {k: s.hparam for k, s in train.SWEEPABLE.items()} == {
+        'opt.d.lr': 'lr_d_scale', 'opt.g.lr': 'lr_g_scale',
+        'reg.gp_weight': 'gp_weight', 'reg.r1_gamma': 'r1_gamma',
+        'reg.r2_gamma': 'r2_gamma'}
+    config = small_config(**{'opt.d.lr': 4e-4, 'reg.gp_weight': 1.0})
+    ratios = train.member_hparam_values(config, 'opt.d.lr', [1e-4, 8e-4])
+    assert ratios.dtype == np.float32
+    np.testing.assert_array_equal(ratios, np.float32([1e-4, 8e-4]) / np.float32(4e-4))
+    weights = train.member_hparam_values(config, 'reg.gp_weight', [0.5, 10.0])
+    np.testing.assert_array_equal(weights, np.float32([0.5, 10.0]))
+    with pytest.raises(ValueError, match="cannot sweep 'n_critic'; sweepable keys: "
+                                         "opt.d.lr, opt.g.lr, reg.gp_weight"):
+        train.member_hparam_values(config, 'n_critic', [1, 2])
 
 
 def test_n_critic_updates_d_several_times_per_step():
@@ -241,7 +297,7 @@ def test_bfloat16_compute_keeps_float32_state_and_matches_float32(model):
     for dtype in ('float32', 'bfloat16'):
         config = small_config(**overrides)
         config.model.compute_dtype = dtype
-        info, _, _, spec, state = loop.build(config)
+        info, _, _, spec, state = experiment.build(config)
         batch = {'x': jax.random.uniform(jax.random.PRNGKey(7), (
             config.n_critic, config.batch_size) + tuple(info.shape), minval=-1.0)}
         before = copy(state)
