@@ -34,13 +34,13 @@ def digit_features():
 
 @pytest.mark.slow
 def test_digit_classifier_accuracy_on_the_test_split(digit_features):
-    images, labels = classifier._digits_split('test')
+    images, labels = classifier.digits_split('test')
     assert len(images) == 1000
     assert classifier.accuracy(digit_features.variables, images, labels) >= 0.97
 
 
 def test_digit_classifier_training_is_deterministic_given_the_seed():
-    images, labels = classifier._digits_split('train')
+    images, labels = classifier.digits_split('train')
     images, labels = images[:256], labels[:256]
     runs = [classifier.train(images, labels, seed=s, epochs=1) for s in (3, 3, 4)]
     same = jax.tree.leaves(jax.tree.map(np.array_equal, runs[0], runs[1]))
@@ -51,7 +51,7 @@ def test_digit_classifier_training_is_deterministic_given_the_seed():
 
 @pytest.mark.slow
 def test_classifier_reads_padded_digits_and_stacked_channels(digit_features):
-    images, labels = classifier._digits_split('test')
+    images, labels = classifier.digits_split('test')
     x = images[:64]
     padded = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)), constant_values=-1.0)
     np.testing.assert_array_equal(digit_features.classify(padded),
@@ -80,11 +80,11 @@ def test_reference_statistics_are_cached_and_recomputed_when_corrupt(
     config = digits_config()
     first = features.reference_stats(config.data, 'digits', 'test', digit_features)
     assert int(first['count']) == 1000 and first['features'].shape == (1000, 128)
-    images, _ = classifier._digits_split('test')
+    images, _ = classifier.digits_split('test')
     direct = digit_features(images)['pool'].astype(np.float64)
     np.testing.assert_allclose(first['mean'], direct.mean(0), rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(first['cov'], np.cov(direct, rowvar=False), atol=1e-6)
-    path = features._cache_path('digits', 'test', (28, 28, 1), 0, 'digits_lenet')
+    path = features.cache_path('digits', 'test', (28, 28, 1), 0, 'digits_lenet')
     assert os.path.exists(path)
     from gan_jax.data import images as images_lib
 
@@ -107,7 +107,7 @@ def test_feature_evaluators_separate_real_digits_from_noise(digit_features):
     args = dict(features='digits', num_samples=1000, split='train')
     evals = metrics.from_config({'fid': args, 'kid': args, 'pr': args, 'is': args},
                                 info, config)
-    real, _ = classifier._digits_split('test')
+    real, _ = classifier.digits_split('test')
     calls = []
 
     def real_fn(num, seed):
@@ -229,7 +229,7 @@ def evaluate(*args):
 
 @pytest.mark.slow
 def test_evaluate_png_folder_equals_the_same_real_split(tmp_path, digit_features):
-    real, _ = classifier._digits_split('test')
+    real, _ = classifier.digits_split('test')
     uint8 = np.round((real[:300, ..., 0] + 1) * 127.5).astype(np.uint8)
     folder = tmp_path / 'pngs'
     folder.mkdir()

@@ -154,7 +154,9 @@ def _recipe_key(seed: int) -> str:
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
-def _digits_split(split: str) -> Tuple[np.ndarray, np.ndarray]:
+def digits_split(split: str) -> Tuple[np.ndarray, np.ndarray]:
+    """(images float32 [N, 28, 28, 1] in [-1, 1], labels int32 [N]) of the
+    offline digits dataset's `split` ('train' or 'test')."""
     from ml_collections import ConfigDict
 
     from gan_jax.data import images as images_lib
@@ -185,7 +187,7 @@ def load_or_train(seed: int = 0, directory: Optional[str] = None):
                         'retraining it', path, e)
     log.info('training the digit classifier (seed %d) on digits/train; cached '
              'in %s', seed, path)
-    images, labels = _digits_split('train')
+    images, labels = digits_split('train')
     variables = train(images, labels, seed=seed)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     flat = flax.traverse_util.flatten_dict(flax.serialization.to_state_dict(variables),

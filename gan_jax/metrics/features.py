@@ -57,8 +57,9 @@ def extract(extractor, images: np.ndarray, batch_size: int = 1000
     return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
 
 
-def _cache_path(dataset: str, split: str, shape, crop: int, extractor_name: str
+def cache_path(dataset: str, split: str, shape, crop: int, extractor_name: str
                 ) -> str:
+    """The cache file of a split's reference features for one extractor."""
     size = 'x'.join(str(s) for s in shape)
     crop_part = f'-crop{crop}' if crop else ''
     return os.path.join(classifier.cache_dir(), 'reference',
@@ -91,7 +92,7 @@ def reference_stats(data_config, dataset: str, split: str, extractor
                          f'{", ".join(images_lib.TFDS_DATASETS)}')
     shape = images_lib.output_shape(data_config, dataset)
     crop = data_config.crop if dataset == 'celeb_a' else 0
-    path = _cache_path(dataset, split, shape, crop, extractor.name)
+    path = cache_path(dataset, split, shape, crop, extractor.name)
     if os.path.exists(path):
         try:
             with np.load(path) as f:
