@@ -32,6 +32,17 @@ def start(workdir, *flags):
                             text=True, env=env)
 
 
+def wait_for_first_log(process, workdir):
+    """Waits (at most 2 minutes) until the run has logged once; returns the
+    path of its metrics.jsonl."""
+    metrics = os.path.join(workdir, 'metrics.jsonl')
+    deadline = time.monotonic() + 120
+    while not (os.path.exists(metrics) and os.path.getsize(metrics)):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.2)
+    return metrics
+
+
 def final_params(workdir):
     _, _, _, _, state = experiment.load_run(workdir)
     return state
@@ -46,11 +57,7 @@ def test_sigterm_saves_a_checkpoint_at_the_current_step_and_exits(tmp_path):
     workdir = str(tmp_path / 'run')
     process = start(workdir, '--config.num_steps=1000000', '--config.log_every=50',
                     '--config.checkpoint_every=0')
-    metrics = os.path.join(workdir, 'metrics.jsonl')
-    deadline = time.monotonic() + 120
-    while not (os.path.exists(metrics) and os.path.getsize(metrics)):
-        assert time.monotonic() < deadline and process.poll() is None
-        time.sleep(0.2)
+    metrics = wait_for_first_log(process, workdir)
     process.send_signal(signal.SIGTERM)
     sent = time.monotonic()
     _, stderr = process.communicate(timeout=60)
@@ -74,11 +81,7 @@ def test_sigterm_stops_a_sweep_with_a_checkpoint_and_it_resumes(tmp_path):
     process = subprocess.Popen(command + ['--config.num_steps=1000000'],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env=env)
-    metrics = os.path.join(workdir, 'metrics.jsonl')
-    deadline = time.monotonic() + 120
-    while not (os.path.exists(metrics) and os.path.getsize(metrics)):
-        assert time.monotonic() < deadline and process.poll() is None
-        time.sleep(0.2)
+    metrics = wait_for_first_log(process, workdir)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
