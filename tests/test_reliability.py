@@ -81,7 +81,7 @@ def test_sigterm_stops_a_sweep_with_a_checkpoint_and_it_resumes(tmp_path):
     process = subprocess.Popen(command + ['--config.num_steps=1000000'],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env=env)
-    metrics = wait_for_first_log(process, workdir)
+    wait_for_first_log(process, workdir)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
