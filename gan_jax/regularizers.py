@@ -103,7 +103,7 @@ class Penalty:
       default: the config's default weight (0 = off).
       minimum: the smallest valid weight (config.validate checks it).
       sweepable: whether a sweep may vary the weight per member.
-      doc: one line for readers of the schema.
+      doc: one line for readers of the schema and launchers' help text.
     """
     key: str
     metric: str
@@ -146,11 +146,11 @@ class Penalty:
 # loss (a floating-point sum: reordering changes the numbers).
 PENALTIES: Tuple[Penalty, ...] = (
     Penalty('gp_weight', 'reg/gp', gradient_penalty, 'both', scale=1.0,
-            doc='WGAN-GP weight λ: λ E[(‖∇D(x̂)‖ - 1)²] on interpolates'),
+            doc='gradient-penalty weight lambda (WGAN-GP, on interpolates)'),
     Penalty('r1_gamma', 'reg/r1', r1_penalty, 'real', scale=0.5,
-            doc='R1 γ (the penalty is γ/2 E‖∇D(x)‖²)'),
+            doc='R1 gamma (the term is gamma/2 E||grad D(x)||^2 on data)'),
     Penalty('r2_gamma', 'reg/r2', r2_penalty, 'fake', scale=0.5,
-            doc='R2 γ, on generated samples'),
+            doc='R2 gamma (as R1, on generated samples)'),
 )
 
 

@@ -229,19 +229,21 @@ class Sweepable:
         member's value over the config's (a learning rate: the optimizer's
         updates are multiplied by it); 'value', the member's value itself (a
         penalty weight: it replaces the config's).
+      doc: what the key is, for a launcher's help text.
     """
     key: str
     hparam: str
     derive: str
+    doc: str = ''
 
 
 # Every sweepable config key (the one table: gan_jax/sweep.py and
 # experiments/sweep.py build their checks and flags from it). Penalty weights
 # come from regularizers.PENALTIES, under their config key.
 SWEEPABLE: Dict[str, Sweepable] = {s.key: s for s in (
-    Sweepable('opt.d.lr', 'lr_d_scale', 'ratio'),
-    Sweepable('opt.g.lr', 'lr_g_scale', 'ratio'),
-    *(Sweepable(f'reg.{p.key}', p.key, 'value')
+    Sweepable('opt.d.lr', 'lr_d_scale', 'ratio', 'discriminator learning rate'),
+    Sweepable('opt.g.lr', 'lr_g_scale', 'ratio', 'generator learning rate'),
+    *(Sweepable(f'reg.{p.key}', p.key, 'value', p.doc)
       for p in regularizers.PENALTIES if p.sweepable),
 )}
 

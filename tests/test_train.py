@@ -139,6 +139,7 @@ def test_sweepable_table_and_member_values():
         'opt.d.lr': 'lr_d_scale', 'opt.g.lr': 'lr_g_scale',
         'reg.gp_weight': 'gp_weight', 'reg.r1_gamma': 'r1_gamma',
         'reg.r2_gamma': 'r2_gamma'}
+    assert all(s.doc for s in train.SWEEPABLE.values())  # launchers' help text
     config = small_config(**{'opt.d.lr': 4e-4, 'reg.gp_weight': 1.0})
     ratios = train.member_hparam_values(config, 'opt.d.lr', [1e-4, 8e-4])
     assert ratios.dtype == np.float32
