@@ -14,7 +14,7 @@ def count(tree):
     return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
 
 
-@pytest.mark.parametrize('impl', ['adjoint', 'subpixel'])
+@pytest.mark.parametrize('impl', ['adjoint', 'subpixel', 'xla'])
 @pytest.mark.parametrize('shape', [(5, 7, 3), (4, 4, 8), (1, 1, 2)])
 def test_upconv_equals_conv_transpose_forward_and_gradients(shape, impl):
     x = jax.random.normal(jax.random.PRNGKey(0), (2,) + shape)
@@ -74,7 +74,7 @@ def test_dcgan32_parameter_counts():
         16 * 128 * 256 + 256) + (4096 + 1)
 
 
-@pytest.mark.parametrize('impl', ['subpixel', 'conv_transpose'])
+@pytest.mark.parametrize('impl', ['subpixel', 'xla'])  # 'xla': nn.ConvTranspose's
 def test_upconv_impl_changes_nothing_but_the_algorithm(impl):
     z = jax.random.normal(jax.random.PRNGKey(0), (4, 32))
     fast = dcgan.Generator(out_shape=(32, 32, 3), base_channels=8)

@@ -1,6 +1,9 @@
-"""layers.Conv (space-to-depth input gradient of 4x4 stride-2 convolutions)
-equals nn.Conv in value and gradients, keeps its parameter names, and works
-under spectral norm; the ResNet upsampling equals jax.image.resize."""
+"""nn.Conv with gan_jax.ops' convolution (space-to-depth input gradient of 4x4
+stride-2 convolutions) equals plain nn.Conv in value and gradients, keeps its
+parameter names, and works under spectral norm; the ResNet upsampling equals
+jax.image.resize; each form of gan_jax.ops.conv equals lax."""
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -8,6 +11,10 @@ import numpy as np
 import pytest
 
 from gan_jax.models import layers
+from gan_jax.ops import conv as ops_conv
+
+# The form under test, named (not 'auto', which may pick plain XLA).
+S2D_CONV = ops_conv.conv_general_dilated('space_to_depth')
 
 
 def relative_error(a, b):
@@ -26,9 +33,11 @@ def relative_error(a, b):
 def test_conv_equals_flax_conv_in_value_and_gradients(kernel_size, strides, padding,
                                                       use_bias, size, strided4x4):
     x = jax.random.normal(jax.random.PRNGKey(0), (3, size, size, 64))
-    # Which formulation the case exercises (the tests run on CPU).
-    assert layers._strided4x4(x.shape, kernel_size, strides, padding) == strided4x4
-    ours = layers.Conv(128, kernel_size, strides, padding, use_bias)
+    # Which formulation the case exercises.
+    assert (ops_conv.conv_form(x.shape, kernel_size, strides, padding, 'space_to_depth')
+            == 'space_to_depth') == strided4x4
+    ours = nn.Conv(128, kernel_size, strides, padding, use_bias=use_bias,
+                   conv_general_dilated=S2D_CONV)
     reference = nn.Conv(128, kernel_size, strides, padding, use_bias=use_bias)
     variables = ours.init(jax.random.PRNGKey(1), x)
     assert jax.tree.structure(variables) == jax.tree.structure(
@@ -59,7 +68,8 @@ def test_conv_keeps_flax_names_and_works_under_spectral_norm():
             return self.conv(2, (1, 1))(x)
 
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 6, 6, 3))
-    ours, reference = Net(layers.Conv), Net(nn.Conv)
+    ours = Net(functools.partial(nn.Conv, conv_general_dilated=S2D_CONV))
+    reference = Net(nn.Conv)
     variables = ours.init(jax.random.PRNGKey(1), x, False)
     assert jax.tree_util.tree_structure(variables) == jax.tree_util.tree_structure(
         reference.init(jax.random.PRNGKey(1), x, False))
@@ -91,8 +101,8 @@ def test_strided_conv4x4_and_its_transpose_equal_lax_in_value_and_gradients(c_in
                                       dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
     for ours, reference, inputs, target in [
-            (layers.strided_conv4x4, lax_down, x, down_target),
-            (layers.conv_transpose4x4, lax_up, up_x, up_target)]:
+            (ops_conv.strided_conv4x4, lax_down, x, down_target),
+            (ops_conv.conv_transpose4x4, lax_up, up_x, up_target)]:
         assert relative_error(ours(inputs, kernel), reference(inputs, kernel)) <= 1e-5
 
         def loss(f):
@@ -106,7 +116,7 @@ def test_strided_conv4x4_and_its_transpose_equal_lax_in_value_and_gradients(c_in
 @pytest.mark.parametrize('c_in,c_out', [(5, 7), (96, 128)])  # few and many channels
 def test_conv_of_upsampled_input_equals_literal_form_in_value_and_gradients(c_in, c_out):
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 6, c_in))
-    ours = layers.Conv(c_out, (3, 3), upsample=True)
+    ours = layers.upsample_conv(c_out, (3, 3), impl='coarse')
     reference = nn.Conv(c_out, (3, 3))
     variables = ours.init(jax.random.PRNGKey(1), x)
     assert jax.tree.structure(variables) == jax.tree.structure(

@@ -125,3 +125,13 @@ def test_self_attention_starts_as_identity():
     G = resnet.Generator(channels=(16, 16, 16), attention_resolution=16)
     g_vars = G.init(jax.random.PRNGKey(0), jnp.ones((2, 8)), train=False)
     assert 'SelfAttention_0' in g_vars['params']
+
+
+@pytest.mark.parametrize('impl', ['coarse', 'xla'])
+def test_upsampling_conv_forms_compute_the_same_generator(impl):
+    z = jax.random.normal(jax.random.PRNGKey(0), (2, 8))
+    G = resnet.Generator(channels=(16, 16, 16))
+    other = resnet.Generator(channels=(16, 16, 16), conv_impl=impl)
+    variables = G.init(jax.random.PRNGKey(1), z, train=False)
+    np.testing.assert_allclose(other.apply(variables, z, train=False),
+                               G.apply(variables, z, train=False), atol=1e-5)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from gan_jax.ops import xla_options
-from gan_jax.models import layers
+from gan_jax.ops import conv
 
 pytestmark = pytest.mark.skipif(
     jax.default_backend() != 'cpu' or not xla_options._cpu_options_supported(),
@@ -16,7 +16,7 @@ def _conv_bn_loss(x, kernel):
     """A strided convolution, batch-norm statistics and a mean: convolutions,
     which the options take from YNNPACK, and reductions, which they keep
     there."""
-    y = layers.strided_conv4x4(x, kernel)
+    y = conv.strided_conv4x4(x, kernel)
     mean = jnp.mean(y, axis=(0, 1, 2))
     var = jnp.mean(jnp.square(y), axis=(0, 1, 2)) - jnp.square(mean)
     return jnp.mean(jnp.tanh((y - mean) * jax.lax.rsqrt(var + 1e-5)))
@@ -90,3 +90,29 @@ def test_wrapping_a_jitted_function_keeps_the_outer_arguments(monkeypatch):
     x = jnp.arange(3.0)
     np.testing.assert_allclose(outer(x), np.arange(3.0) + 1.0)
     assert x.is_deleted()  # donated
+
+
+def test_without_jax_trace_state_the_fallbacks_still_nest(monkeypatch):
+    # Where jax.extend.core.get_opaque_trace_state is missing: tracer
+    # arguments, and the ValueError jax raises for options inside a trace
+    # (a closure with concrete arguments), both take the plain jit.
+    monkeypatch.delenv('XLA_FLAGS', raising=False)
+    monkeypatch.setattr(xla_options, '_trace_state', None)
+    x = jnp.arange(6.0)
+    double = xla_options.jit(lambda v: 2.0 * v)
+    np.testing.assert_allclose(jax.jit(lambda v: double(v) + 1.0)(x), 2.0 * x + 1.0)
+    np.testing.assert_allclose(jax.jit(lambda: double(np.arange(6.0)))(), 2.0 * x)
+    np.testing.assert_allclose(jax.grad(lambda v: jnp.sum(double(v)))(x),
+                               2.0 * np.ones(6))
+    np.testing.assert_allclose(double(x), 2.0 * x)
+
+
+def test_only_unknown_options_count_as_unsupported():
+    for options in ({'xla_no_such_option_anywhere': 'x'},
+                    {'xla_cpu_experimental_ynn_fusion_type': 'NO_SUCH_VALUE'}):
+        with pytest.raises(jax.errors.JaxRuntimeError) as error:
+            jax.jit(lambda v: v + 1, compiler_options=options).lower(
+                jnp.zeros(())).compile()
+        assert xla_options._is_unsupported(error.value)
+    assert not xla_options._is_unsupported(
+        RuntimeError('RESOURCE_EXHAUSTED: out of memory'))

@@ -15,7 +15,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.models.layers import Conv, UpConv, pack_samples
+from gan_jax import ops
+from gan_jax.models.layers import UpConv, pack_samples
 
 
 def stages(size: int) -> Tuple[int, int]:
@@ -38,9 +39,9 @@ class Generator(nn.Module):
     out_shape: Tuple[int, int, int] = (32, 32, 3)
     base_channels: int = 64
     bn_momentum: float = 0.9
-    # How the transposed convolutions are computed (layers.UpConv): the same
-    # function and parameters either way, different speed.
-    upconv_impl: str = 'adjoint'
+    # How the transposed convolutions are computed (gan_jax.ops.policy,
+    # op 'conv_transpose4x4'): the same function and parameters either way.
+    upconv_impl: str = 'auto'
 
     @nn.compact
     def __call__(self, z: jax.Array, labels: Optional[jax.Array] = None, *,
@@ -74,6 +75,9 @@ class Discriminator(nn.Module):
     norm: str = 'none'
     num_layers: int = 0  # 0: as many as the generator's upsamplings
     pack: int = 1
+    # How the strided convolutions are computed (gan_jax.ops.policy, op
+    # 'strided_conv4x4'): the same function and parameters either way.
+    conv_impl: str = 'auto'
 
     @nn.compact
     def __call__(self, x: jax.Array, labels: Optional[jax.Array] = None, *,
@@ -92,11 +96,13 @@ class Discriminator(nn.Module):
                 return nn.SpectralNorm(module)(h, update_stats=train)
             return module(h)
 
+        conv = ops.conv_general_dilated(self.conv_impl)
         h = x
         for i in range(self.num_layers or stages(x.shape[1])[1]):
             bn_follows = i > 0 and self.norm == 'batch'
-            h = layer(Conv(self.base_channels * 2 ** i, (4, 4), strides=(2, 2),
-                              padding='SAME', use_bias=not bn_follows), h)
+            h = layer(nn.Conv(self.base_channels * 2 ** i, (4, 4), strides=(2, 2),
+                              padding='SAME', use_bias=not bn_follows,
+                              conv_general_dilated=conv), h)
             if bn_follows:
                 h = nn.BatchNorm(use_running_average=not train, momentum=0.9)(h)
             h = nn.leaky_relu(h, 0.2)

@@ -15,8 +15,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.models.layers import (Conv, ConditionalBatchNorm, SelfAttention, maybe_sn,
-                                   upsample_nearest)
+from gan_jax.models.layers import (ConditionalBatchNorm, SelfAttention, maybe_sn,
+                                   upsample_conv, upsample_nearest)
 
 # (generator channels per up-block, discriminator channels per block,
 #  discriminator downsampling per block) by resolution.
@@ -33,20 +33,22 @@ def _downsample(x):
 class GBlock(nn.Module):
     """BN-ReLU-up-conv3-BN-ReLU-conv3 plus an up-conv1 shortcut.
 
-    Computed in cheaper but equal forms: the first conv on the coarse grid
-    (layers.upsample_conv3x3), the shortcut's 1x1 conv before the upsampling
-    (a per-pixel linear map commutes with nearest upsampling).
+    The shortcut's 1x1 conv runs before the upsampling (a per-pixel linear
+    map commutes with nearest upsampling: the same function, 4x fewer
+    multiply-adds); `conv_impl` picks how the up-conv is computed
+    (gan_jax.ops.policy, op 'upsample_conv3x3').
     """
     features: int
     num_classes: int = 0
+    conv_impl: str = 'auto'
 
     @nn.compact
     def __call__(self, x, labels, *, train: bool):
         h = nn.relu(ConditionalBatchNorm(self.num_classes)(x, labels, train=train))
-        h = Conv(self.features, (3, 3), upsample=True)(h)
+        h = upsample_conv(self.features, (3, 3), impl=self.conv_impl)(h)
         h = nn.relu(ConditionalBatchNorm(self.num_classes)(h, labels, train=train))
-        h = Conv(self.features, (3, 3))(h)
-        return h + upsample_nearest(Conv(self.features, (1, 1))(x))
+        h = nn.Conv(self.features, (3, 3))(h)
+        return h + upsample_nearest(nn.Conv(self.features, (1, 1))(x))
 
 
 class DBlock(nn.Module):
@@ -61,18 +63,18 @@ class DBlock(nn.Module):
     def __call__(self, x, *, train: bool):
         sn = lambda m: maybe_sn(m, self.spectral)  # noqa: E731
         h = x if self.first else nn.relu(x)
-        h = sn(Conv(self.features, (3, 3)))(h, train=train)
-        h = sn(Conv(self.features, (3, 3)))(nn.relu(h), train=train)
+        h = sn(nn.Conv(self.features, (3, 3)))(h, train=train)
+        h = sn(nn.Conv(self.features, (3, 3)))(nn.relu(h), train=train)
         if self.downsample:
             h = _downsample(h)
         shortcut = x
         if self.first:
-            shortcut = sn(Conv(self.features, (1, 1)))(_downsample(x), train=train)
+            shortcut = sn(nn.Conv(self.features, (1, 1)))(_downsample(x), train=train)
         elif self.downsample or x.shape[-1] != self.features:
             # conv1x1 then pool, computed as pool then conv1x1 (the same
             # linear map, 4x fewer multiply-adds).
             shortcut = _downsample(x) if self.downsample else x
-            shortcut = sn(Conv(self.features, (1, 1)))(shortcut, train=train)
+            shortcut = sn(nn.Conv(self.features, (1, 1)))(shortcut, train=train)
         return h + shortcut
 
 
@@ -83,6 +85,9 @@ class Generator(nn.Module):
     channels: Sequence[int] = ()  # default: ARCHS[H][0]
     num_classes: int = 0
     attention_resolution: int = 0  # e.g. 16 or 32; 0 = no attention
+    # How the up-blocks' upsampling convolutions are computed
+    # (gan_jax.ops.policy, op 'upsample_conv3x3'): the same function either way.
+    conv_impl: str = 'auto'
 
     @nn.compact
     def __call__(self, z: jax.Array, labels: Optional[jax.Array] = None, *,
@@ -93,11 +98,12 @@ class Generator(nn.Module):
         channels = tuple(self.channels) or ARCHS[size][0]
         h = nn.Dense(4 * 4 * channels[0])(z).reshape(-1, 4, 4, channels[0])
         for features in channels:
-            h = GBlock(features, self.num_classes)(h, labels, train=train)
+            h = GBlock(features, self.num_classes, self.conv_impl)(
+                h, labels, train=train)
             if h.shape[1] == self.attention_resolution:
                 h = SelfAttention()(h, train=train)
         h = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(h))
-        return jnp.tanh(Conv(c_out, (3, 3))(h))
+        return jnp.tanh(nn.Conv(c_out, (3, 3))(h))
 
 
 class Discriminator(nn.Module):
