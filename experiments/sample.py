@@ -26,8 +26,7 @@ flags.mark_flags_as_required(['out'])
 
 def main(workdir):
     import numpy as np
-    from gan_jax import sampling
-    from gan_jax import experiment
+    from gan_jax import experiment, sampling
     FLAGS = flags.FLAGS
     if FLAGS.num <= 0:
         launch.fail(f'--num must be positive, got {FLAGS.num}')

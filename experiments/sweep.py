@@ -31,9 +31,16 @@ flags.DEFINE_enum('members', 'auto', ['auto', 'vmap', 'unroll'],
                   'unroll (K updates side by side; faster for convolutional '
                   'networks on CPU), auto (unroll on CPU when the update '
                   'convolves, else vmap).')
-flags.DEFINE_list('sweep.opt.d.lr', None, 'Discriminator learning rates to sweep.')
-flags.DEFINE_list('sweep.opt.g.lr', None, 'Generator learning rates to sweep.')
-flags.DEFINE_list('sweep.reg.gp_weight', None, 'Gradient-penalty weights to sweep.')
+
+
+def _sweepable():
+    from gan_jax import train
+    return train.SWEEPABLE
+
+
+# One --sweep.KEY flag per sweepable key (gan_jax.train.SWEEPABLE).
+for _key, _entry in _sweepable().items():
+    flags.DEFINE_list(f'sweep.{_key}', None, f'Values of {_entry.doc} to sweep.')
 
 
 def _swept_values(argv):
@@ -42,11 +49,10 @@ def _swept_values(argv):
     for arg in argv[1:]:
         name = arg.lstrip('-').split('=')[0]
         if name.startswith('sweep.') and name not in FLAGS:
-            from gan_jax import sweep as sweep_lib
             launch.fail(f'cannot sweep {name[len("sweep."):]!r}; sweepable keys: '
-                        f'{", ".join(sweep_lib.SWEEPABLE)}')
+                        f'{", ".join(_sweepable())}')
     values = {}
-    for key in ('opt.d.lr', 'opt.g.lr', 'reg.gp_weight'):
+    for key in _sweepable():
         given = FLAGS[f'sweep.{key}'].value
         if given:
             try:

@@ -9,11 +9,13 @@ axis for model parallelism fits here later; nothing else assumes one axis.
 Several processes (GPU hosts, TPU pod slices, or processes on one machine)
 join through `jax.distributed.initialize`, configured by environment
 variables (see `initialize_distributed`); each then feeds its own slice of
-every global batch.
+every global batch. Work that needs no collective inside it (evaluation:
+sampling and feature extraction) is split into contiguous per-process shares
+(`process_share`) and its results joined with `allgather` / `allgather_rows`.
 """
 import logging
 import os
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Tuple
 
 import jax
 import numpy as np
@@ -117,3 +119,57 @@ def local_copy(tree: Any) -> Any:
                              f'over processes (sharding {x.sharding})')
         return x.addressable_data(0)
     return jax.tree.map(one, tree)
+
+
+def process_share(num: int, process_index: Optional[int] = None,
+                  process_count: Optional[int] = None) -> Tuple[int, int]:
+    """Rows [lo, hi) of `num` rows that one process handles.
+
+    The shares are contiguous, in process order, tile 0..num exactly once and
+    differ in size by at most one (lo = num * i // P). One process: (0, num).
+
+    Args:
+      num: rows in all (>= 0).
+      process_index, process_count: default this process's.
+    """
+    i = jax.process_index() if process_index is None else process_index
+    p = jax.process_count() if process_count is None else process_count
+    return num * i // p, num * (i + 1) // p
+
+
+def allgather(x: Any) -> np.ndarray:
+    """[P, *x.shape]: every process's `x` (same shape and dtype on each),
+    stacked in process order, on every process.
+
+    Exact for every dtype: the bytes travel (as uint8), so float64 and int64
+    stay what they were even where jax runs without x64. One process:
+    x[None], no collective. Every process must call it, in the same order
+    as the others' calls.
+    """
+    x = np.asarray(x)
+    if jax.process_count() == 1:
+        return x[None]
+    from jax.experimental import multihost_utils
+    raw = np.ascontiguousarray(x).reshape(1, -1).view(np.uint8)
+    gathered = np.asarray(multihost_utils.process_allgather(raw, tiled=True))
+    return np.ascontiguousarray(gathered).view(x.dtype).reshape(
+        (jax.process_count(),) + x.shape)
+
+
+def allgather_rows(x: Any) -> np.ndarray:
+    """The concatenation over processes, in process order, of each one's rows
+    x [n_i, ...] (n_i may differ; trailing shape and dtype must not).
+
+    With `process_share` shares this reassembles the rows of all processes in
+    their global order. One process: x itself. A collective, as `allgather`.
+    """
+    x = np.asarray(x)
+    if jax.process_count() == 1:
+        return x
+    counts = allgather(np.int64(len(x)))
+    if not counts.any():
+        return x
+    padded = np.zeros((int(counts.max()),) + x.shape[1:], x.dtype)
+    padded[:len(x)] = x
+    parts = allgather(padded)
+    return np.concatenate([part[:int(n)] for part, n in zip(parts, counts)])

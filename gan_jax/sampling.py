@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_jax import models
 from gan_jax.ops import xla_options
 from gan_jax.types import PyTree
 
@@ -20,7 +21,7 @@ def class_labels(G: nn.Module, num: int) -> Optional[jax.Array]:
     """Labels 0, 1, ..., K-1, 0, ... [num] int32 for a conditional generator
     (one with num_classes = K > 0), else None: each row of an 8-wide grid of a
     10-class model cycles through the classes."""
-    k = getattr(G, 'num_classes', 0)
+    k = models.num_classes_of(G)
     return jnp.arange(num, dtype=jnp.int32) % k if k else None
 
 

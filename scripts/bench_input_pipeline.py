@@ -30,8 +30,7 @@ def images_per_second(stream, batches: int, batch_size: int) -> float:
 
 def step_images_per_second(config, steps: int) -> float:
     import jax
-    from gan_jax import data, parallel, train
-    from gan_jax import experiment
+    from gan_jax import data, experiment, parallel, train
     _, _, _, spec, state = experiment.build(config)
     mesh = parallel.make_mesh()
     step = train.make_train_step(spec, state_sharding=parallel.replicated(mesh),

@@ -35,8 +35,7 @@ def bare_step_seconds(config, repeats: int = 50) -> float:
     """Median seconds of the jitted update step on one fixed batch."""
     import jax
 
-    from gan_jax import data, parallel, train
-    from gan_jax import experiment
+    from gan_jax import data, experiment, parallel, train
     mesh = parallel.make_mesh()
     _, _, _, spec, state = experiment.build(config)
     state = jax.device_put(state, parallel.replicated(mesh))

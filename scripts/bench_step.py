@@ -100,8 +100,7 @@ def prepare_jax(config) -> Tuple[Callable[[], float], Dict[str, Any]]:
     """
     import jax
 
-    from gan_jax import parallel, train
-    from gan_jax import experiment
+    from gan_jax import experiment, parallel, train
 
     info, _, _, spec, state = experiment.build(config)
     # One device, like the torch reference; the state replicated as loop.run

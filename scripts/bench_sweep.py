@@ -45,8 +45,7 @@ def member_step_ms(config, count: int, members: str, calls: int = 5) -> float:
     import jax
     import jax.numpy as jnp
 
-    from gan_jax import sweep as sweep_lib
-    from gan_jax import experiment
+    from gan_jax import experiment, sweep as sweep_lib
     sweep = sweep_lib.Sweep.build(seeds=count)
     _, _, _, spec, state = experiment.initial_state(config, sweep)
     state = sweep_lib.as_step_state(state, members)

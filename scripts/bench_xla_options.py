@@ -25,8 +25,7 @@ def compare(model: str, rounds: int, steps_per_round: int) -> Dict[str, float]:
     import jax
 
     import bench_step
-    from gan_jax import train
-    from gan_jax import experiment
+    from gan_jax import experiment, train
     from gan_jax.ops import xla_options
 
     config = bench_step.model_config(model, 1)

@@ -96,8 +96,7 @@ def restore_steps(config, workdir: str) -> Tuple[object, Dict[int, object]]:
     import jax
     import orbax.checkpoint as ocp
 
-    from gan_jax import checkpoint
-    from gan_jax import experiment
+    from gan_jax import checkpoint, experiment
     _, G, _, _, template = experiment.build(config)
     target = flax.serialization.to_state_dict(template)
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)

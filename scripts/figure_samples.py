@@ -38,8 +38,7 @@ def load(workdir: str, member, best: bool):
       SystemExit: one line, for a missing workdir or checkpoint, a sweep
         without --member, --member of a single run, or --best of a sweep.
     """
-    from gan_jax import checkpoint
-    from gan_jax import experiment
+    from gan_jax import checkpoint, experiment
     if not os.path.isdir(workdir):
         raise SystemExit(f'error: workdir {workdir} does not exist')
     is_sweep = experiment.load_sweep(workdir) is not None
@@ -103,7 +102,7 @@ def main(argv=None):
 
     import jax.numpy as jnp
 
-    from gan_jax import sampling
+    from gan_jax import models, sampling
     params = state.g_params if args.raw else state.ema_params
     which = 'raw' if args.raw else 'EMA'
     step = int(state.step)
@@ -129,7 +128,7 @@ def main(argv=None):
     if rows:
         path = args.interp_out or os.path.splitext(args.out)[0] + '_interp.png'
         z_path = interpolation_latents(np.asarray(z), rows, args.interp_steps)
-        k = getattr(G, 'num_classes', 0)
+        k = models.num_classes_of(G)
         labels = jnp.repeat(jnp.arange(rows, dtype=jnp.int32) % k,
                             args.interp_steps) if k else None
         frames = sampling.sample(G, params, state.g_state, z_path, labels)

@@ -72,8 +72,7 @@ def main(argv=None):
     parser.add_argument('--datasets', default='ring,grid')
     parser.add_argument('--methods', default='gan,pacgan2,pacgan3,pacgan4')
     args = parser.parse_args(argv)
-    from gan_jax import sweep as sweep_lib
-    from gan_jax import loop
+    from gan_jax import loop, sweep as sweep_lib
     datasets = args.datasets.split(',')
     methods = args.methods.split(',')
     try:
@@ -123,8 +122,7 @@ def _figure(root, rows):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    from gan_jax import sampling
-    from gan_jax import experiment
+    from gan_jax import experiment, sampling
     from gan_jax.data import mixtures
     fig, axes = plt.subplots(1, len(rows), figsize=(3 * len(rows), 3), dpi=100,
                              squeeze=False)

@@ -74,8 +74,7 @@ def main(argv=None):
     parser.add_argument('--members', default='auto', choices=('auto', 'vmap', 'unroll'),
                         help='how the trials share the program (gan_jax.sweep.run)')
     args = parser.parse_args(argv)
-    from gan_jax import sweep as sweep_lib
-    from gan_jax import loop
+    from gan_jax import loop, sweep as sweep_lib
     methods = args.methods.split(',')
     try:
         sweep_lib.check_names(methods, list(PACK), 'method')

@@ -295,9 +295,10 @@ def make_step(config, data_shape, device):
     then the EMA of G's parameters. reals: [n_critic, B, C, H, W] (or
     [n_critic, B, 2] for points). Metrics stay on the device (no sync).
     """
-    for key in ('gp_weight', 'r1_gamma', 'r2_gamma'):
-        if config.reg[key]:
-            raise NotImplementedError(f'the torch reference has no reg.{key}')
+    from gan_jax import regularizers
+    for penalty in regularizers.PENALTIES:
+        if config.reg[penalty.key]:
+            raise NotImplementedError(f'the torch reference has no reg.{penalty.key}')
     if config.augment.policy:
         raise NotImplementedError('the torch reference has no DiffAugment')
     G, D = (net.to(device).train() for net in networks(config, data_shape))

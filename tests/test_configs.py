@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from gan_jax import config as config_lib, data, train
-from gan_jax import experiment
+from gan_jax import config as config_lib, data, experiment, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(os.path.basename(p)[:-3] for p in

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gan_jax import config as config_lib, data, loop, metrics
-from gan_jax import experiment
+from gan_jax import config as config_lib, data, experiment, loop, metrics
 from gan_jax.metrics import classifier, evaluators, features, inception_score
 from test_loop import tiny
 

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import toy_ring
-from gan_jax import config as config_lib, data, loop
-from gan_jax import experiment, runners
+from gan_jax import config as config_lib, data, experiment, loop, runners
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

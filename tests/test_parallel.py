@@ -12,8 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from gan_jax import parallel
-from gan_jax import experiment
+from gan_jax import experiment, parallel
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Relative to each leaf's largest magnitude. The 8-device step sums gradients

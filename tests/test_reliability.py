@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import toy_ring
-from gan_jax import config as config_lib, loop
-from gan_jax import experiment
+from gan_jax import config as config_lib, experiment, loop
 from helpers import override
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -9,8 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from gan_jax import config as config_lib, loop, sweep as sweep_lib
-from gan_jax import experiment
+from gan_jax import config as config_lib, experiment, loop, sweep as sweep_lib
 from test_loop import tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

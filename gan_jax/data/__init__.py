@@ -3,6 +3,10 @@
 mesh. Images come in [-1, 1] NHWC; 2-D points unscaled. A batch stream is a
 deterministic function of (config, start step), which is how a resumed run
 continues the same example order.
+
+Image batches travel to the mesh as uint8 (a quarter of the bytes) with
+their flip decisions, and are flipped and scaled there by one small jitted
+step (`images.finish_on_device`) whose output equals the host's, bit for bit.
 """
 import dataclasses
 import queue
@@ -76,10 +80,14 @@ def check_available(config: ml_collections.ConfigDict) -> None:
 
 
 def host_batches(config: ml_collections.ConfigDict, *, start_step: int = 0,
-                 process_index: int = 0, process_count: int = 1
-                 ) -> Iterator[Dict[str, np.ndarray]]:
+                 process_index: int = 0, process_count: int = 1,
+                 raw: bool = False) -> Iterator[Dict[str, np.ndarray]]:
     """This process's numpy slices of the global batches, from `start_step`.
 
+    Args:
+      raw: image batches as stored (`images.raw_batches`: uint8 'x' and a
+        'flip' mask, for `images.finish_on_device`); points are the same
+        either way.
     Yields:
       {'x': float32 [n_critic, batch_size / process_count, *shape], ...}.
     """
@@ -93,8 +101,9 @@ def host_batches(config: ml_collections.ConfigDict, *, start_step: int = 0,
                                   start_batch=start_step)
         return ({'x': x[:, lo:lo + local]} for x in stream)
     from gan_jax.data import images
-    return images.batches(config, start_batch=start_step,
-                          process_index=process_index, process_count=process_count)
+    make = images.raw_batches if raw else images.batches
+    return make(config, start_batch=start_step, process_index=process_index,
+                process_count=process_count)
 
 
 def prefetch(iterator: Iterator[Any], size: int) -> Iterator[Any]:
@@ -131,6 +140,9 @@ def make_train_iter(config: ml_collections.ConfigDict, *, start_step: int = 0,
     Each process reads only its slice; the slices are assembled into global
     arrays split over the batch axis (axis 1) of `sharding`. Batches are made
     and transferred `config.data.prefetch` steps ahead on a background thread.
+    Images are placed as uint8 and flipped and scaled on the mesh
+    (`images.finish_on_device`, no collective): the values equal the host
+    stream's (`host_batches`) exactly.
 
     Args:
       config: a validated run config.
@@ -142,9 +154,10 @@ def make_train_iter(config: ml_collections.ConfigDict, *, start_step: int = 0,
     Raises:
       DataError: the dataset is missing and cannot be downloaded.
     """
+    on_device = sharding is not None and config.dataset not in POINT_DATASETS
     stream = host_batches(config, start_step=start_step,
                           process_index=jax.process_index(),
-                          process_count=jax.process_count())
+                          process_count=jax.process_count(), raw=on_device)
     # Fail here, not on the background thread, when the data is missing.
     first = next(stream)
 
@@ -156,8 +169,13 @@ def make_train_iter(config: ml_collections.ConfigDict, *, start_step: int = 0,
         if sharding is None:
             return batch
         if jax.process_count() == 1:
-            return jax.device_put(batch, sharding)
-        return jax.tree.map(
-            lambda a: jax.make_array_from_process_local_data(sharding, a), batch)
+            batch = jax.device_put(batch, sharding)
+        else:
+            batch = jax.tree.map(
+                lambda a: jax.make_array_from_process_local_data(sharding, a), batch)
+        if on_device:
+            from gan_jax.data import images
+            batch = images.finish_on_device(batch, sharding)
+        return batch
 
     return prefetch((place(b) for b in chained()), config.data.prefetch)

@@ -7,11 +7,17 @@ kept decoded in memory as uint8; batches are then gathered by position from a
 per-epoch permutation of the seed. So the stream is a pure function of (config,
 position), which gives exact resume and is far faster than the update step.
 TensorFlow is only used here, and is hidden from any accelerator.
+
+Training batches leave the host as uint8 with the flip decisions beside them
+(`raw_batches`); `finish_on_device` flips and scales them on the mesh, with
+the same result as the host's `finish_on_host`, bit for bit.
 """
 import functools
 import socket
 from typing import Dict, Iterator, Optional, Tuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from gan_jax.data import order
@@ -171,9 +177,16 @@ def to_float(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
 
 
-def batches(config, *, start_batch: int = 0, process_index: int = 0,
-            process_count: int = 1) -> Iterator[Dict[str, np.ndarray]]:
-    """Endless image batches; each is this process's slice of a global batch.
+# to_float of every uint8 value: the device looks pixels up in this table, so
+# its floats are the host's by construction (an on-device x * (2/255) - 1 may
+# be contracted into one fused multiply-add and round differently).
+_FLOAT_OF_UINT8 = to_float(np.arange(256, dtype=np.uint8))
+
+
+def raw_batches(config, *, start_batch: int = 0, process_index: int = 0,
+                process_count: int = 1) -> Iterator[Dict[str, np.ndarray]]:
+    """Endless image batches as stored: this process's slice of each global
+    batch, uint8, with the flips to apply (see `batches` for the finished form).
 
     Args:
       config: run config (dataset, data.*, seed, batch_size, n_critic).
@@ -181,7 +194,10 @@ def batches(config, *, start_batch: int = 0, process_index: int = 0,
       process_index, process_count: this host's place among the hosts; the
         global batch of each update is split into contiguous slices.
     Yields:
-      {'x': float32 [n_critic, B / process_count, H, W, C] in [-1, 1],
+      {'x': uint8 [n_critic, B / process_count, H, W, C] in 0..255,
+       'flip': bool [n_critic, B / process_count] (only with
+       data.random_flip: True mirrors that image left-right; drawn from
+       (seed, batch index), so a resumed run flips as an uninterrupted one),
        'label': int32 [n_critic, B / process_count] (or [..., 40] for
        celeb_a), the latter only when config.data.labels}.
     """
@@ -196,6 +212,7 @@ def batches(config, *, start_batch: int = 0, process_index: int = 0,
         images, labels = load_split(dc, name)
     index = start_batch
     while True:
+        batch = {}
         if name == 'stacked_mnist':
             # Three independent digits per example, one per channel.
             rng = np.random.default_rng([config.seed, 5, index])
@@ -210,11 +227,78 @@ def batches(config, *, start_batch: int = 0, process_index: int = 0,
             idx = idx.reshape(config.n_critic, per_update)[:, lo:hi]
             x, y = images[idx], labels[idx]
             if dc.random_flip:
-                flip = np.random.default_rng([config.seed, 4, index]).random(
+                batch['flip'] = np.random.default_rng([config.seed, 4, index]).random(
                     (config.n_critic, per_update))[:, lo:hi] < 0.5
-                x = np.where(flip[..., None, None, None], x[..., ::-1, :], x)
-        batch = {'x': to_float(x)}
+        batch['x'] = x
         if dc.labels:
             batch['label'] = y.astype(np.int32)
         yield batch
         index += 1
+
+
+def finish_on_host(raw: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """A `raw_batches` batch flipped and scaled on the host (numpy): {'x':
+    float32 [..., H, W, C] in [-1, 1]} (+ 'label'), without 'flip'."""
+    x = raw['x']
+    if 'flip' in raw:
+        x = np.where(raw['flip'][..., None, None, None], x[..., ::-1, :], x)
+    batch = {'x': to_float(x)}
+    if 'label' in raw:
+        batch['label'] = raw['label']
+    return batch
+
+
+def _finish(raw):
+    x = raw['x']
+    if 'flip' in raw:
+        x = jnp.where(raw['flip'][..., None, None, None], x[..., ::-1, :], x)
+    batch = {'x': jnp.asarray(_FLOAT_OF_UINT8)[x.astype(jnp.int32)]}
+    if 'label' in raw:
+        batch['label'] = raw['label']
+    return batch
+
+
+@functools.lru_cache(maxsize=None)
+def _finisher(sharding: Optional[jax.sharding.Sharding]):
+    # Every output keeps the batch sharding (axis 1 split over 'data'): the
+    # flip reverses axis -2 and the table lookup is per pixel, so each device
+    # works on its own rows and the program has no collective.
+    if sharding is None:
+        return jax.jit(_finish)
+    return jax.jit(_finish, out_shardings=sharding)
+
+
+def finish_on_device(raw: Dict[str, jax.Array],
+                     sharding: Optional[jax.sharding.Sharding] = None
+                     ) -> Dict[str, jax.Array]:
+    """`finish_on_host`, as a small jitted step on device arrays (a batch just
+    placed on the mesh): the same values bit for bit.
+
+    Args:
+      raw: a `raw_batches` batch as (global) jax arrays: 'x' uint8
+        [n_critic, B, H, W, C], optional 'flip' bool [n_critic, B] and 'label'.
+      sharding: of every output (the batch sharding); None lets jit choose.
+    Returns:
+      {'x': float32 [n_critic, B, H, W, C] in [-1, 1]} (+ 'label').
+    """
+    return _finisher(sharding)(raw)
+
+
+def batches(config, *, start_batch: int = 0, process_index: int = 0,
+            process_count: int = 1) -> Iterator[Dict[str, np.ndarray]]:
+    """Endless image batches; each is this process's slice of a global batch,
+    finished on the host (`raw_batches`, then `finish_on_host`).
+
+    Args:
+      config: run config (dataset, data.*, seed, batch_size, n_critic).
+      start_batch: index of the first global batch (= start step).
+      process_index, process_count: this host's place among the hosts; the
+        global batch of each update is split into contiguous slices.
+    Yields:
+      {'x': float32 [n_critic, B / process_count, H, W, C] in [-1, 1],
+       'label': int32 [n_critic, B / process_count] (or [..., 40] for
+       celeb_a), the latter only when config.data.labels}.
+    """
+    for raw in raw_batches(config, start_batch=start_batch,
+                           process_index=process_index, process_count=process_count):
+        yield finish_on_host(raw)

@@ -10,14 +10,18 @@ metrics:
   num_samples: generated samples scored.
   split: the real split they are compared with.
   seed: latent seed of the samples.
+
+With several processes each one generates and featurizes its share of the
+samples (`features.SampleFeatures`); FID merges the processes' statistics,
+KID, precision/recall and IS gather the features. Every process computes the
+same values; process 0's record is the one written (workdir.Workdir).
 """
 from typing import Callable, Iterator, Tuple
 
 import numpy as np
 
 from gan_jax.metrics import classifier, features as features_lib
-from gan_jax.metrics.fid import StreamingStats, frechet_distance, \
-    kernel_inception_distance
+from gan_jax.metrics.fid import frechet_distance, kernel_inception_distance
 from gan_jax.metrics.inception_score import inception_score
 from gan_jax.metrics.precision_recall import precision_recall
 
@@ -56,8 +60,8 @@ class FID(_FeatureMetric):
 
     def run(self, sample_fn: SampleFn) -> Iterator[Tuple[str, float]]:
         ref = self._reference()
-        fake = StreamingStats(ref['mean'].shape[0])
-        fake.update(self._fake(sample_fn)['pool'])
+        # Merged over processes: each featurized its share of the samples.
+        fake = self._fake(sample_fn).stats('pool')
         yield 'fid', frechet_distance(fake.mean(), fake.cov(), ref['mean'], ref['cov'])
 
 

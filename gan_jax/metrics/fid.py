@@ -53,6 +53,46 @@ class StreamingStats:
         self._outer += centred.T @ centred
         self.count += len(x)
 
+    def merge(self, other: 'StreamingStats') -> None:
+        """Adds the rows `other` has seen (the statistics of the union).
+
+        `other`'s sums are re-centred from its shift t onto this one's s
+        (x - s = (x - t) + δ, δ = t - s), exact in exact arithmetic; an empty
+        self takes other's shift.
+        """
+        if other.dim != self.dim:
+            raise ValueError(f'cannot merge statistics of dimension {other.dim} '
+                             f'into {self.dim}')
+        if other.count == 0:
+            return
+        if self._shift is None:
+            self._shift = other._shift.copy()
+        delta = other._shift - self._shift
+        self._sum += other._sum + other.count * delta
+        self._outer += (other._outer + np.outer(other._sum, delta)
+                        + np.outer(delta, other._sum)
+                        + other.count * np.outer(delta, delta))
+        self.count += other.count
+
+    def to_arrays(self) -> Dict[str, np.ndarray]:
+        """{'count': () int64, 'shift': [dim], 'sum': [dim], 'outer': [dim, dim]}
+        (float64; shift is 0 before any row): the whole state, for sending to
+        other processes (`from_arrays` rebuilds it)."""
+        shift = np.zeros(self.dim) if self._shift is None else self._shift
+        return {'count': np.int64(self.count), 'shift': shift, 'sum': self._sum,
+                'outer': self._outer}
+
+    @classmethod
+    def from_arrays(cls, arrays: Dict[str, np.ndarray]) -> 'StreamingStats':
+        """The statistics `to_arrays` described."""
+        stats = cls(len(arrays['sum']))
+        stats.count = int(arrays['count'])
+        if stats.count:
+            stats._shift = np.array(arrays['shift'], np.float64)
+        stats._sum = np.array(arrays['sum'], np.float64)
+        stats._outer = np.array(arrays['outer'], np.float64)
+        return stats
+
     def mean(self) -> np.ndarray:
         """[dim] mean of all rows seen.
 

@@ -34,7 +34,10 @@ import jax
 import jax.numpy as jnp
 
 _YNN_OPTION = 'xla_cpu_experimental_ynn_fusion_type'
-_CPU_OPTIONS = {_YNN_OPTION: 'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE'}
+# YNNPACK for matrix products and reductions, convolutions left to Eigen.
+EIGEN_CONVOLUTIONS = {
+    _YNN_OPTION: 'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE'}
+_CPU_OPTIONS = EIGEN_CONVOLUTIONS
 # What XLA answers for an option name or value this jaxlib does not know.
 _UNSUPPORTED = ('No such compile option', 'not a valid enum value')
 # What jax raises for compiler options on a jit called inside another trace.
