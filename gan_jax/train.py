@@ -98,7 +98,8 @@ def _apply(module: nn.Module, params: PyTree, state: Dict[str, PyTree],
     """Runs a network in training mode; returns (float32 output, its updated
     state (batch statistics)).
 
-    spec.compute_dtype 'bfloat16' (mixed precision, for accelerators): the
+    spec.compute_dtype 'bfloat16' (mixed precision, for accelerators; the
+    input-gradient penalties run D in float32, see d_loss_fn): the
     parameters and the inputs enter as bfloat16, so matmuls, convolutions and
     activations run in bfloat16, and the output comes back as float32; the
     parameters, their gradients, the optimizer and the state stay float32
@@ -149,8 +150,15 @@ def d_loss_fn(d_params: PyTree, d_state: Dict[str, PyTree], real: jax.Array,
     metrics = {'loss/d_adv': adv, 'scores/real': jnp.mean(real_logits),
                'scores/fake': jnp.mean(fake_logits)}
 
+    # The penalties differentiate D with respect to its input. Under bfloat16
+    # compute those input gradients would carry 8 bits of mantissa and the
+    # squared norms sum them over every pixel, so D runs in float32 for them
+    # (the adversarial term above keeps spec.compute_dtype).
+    penalty_spec = (spec if spec.compute_dtype == 'float32'
+                    else dataclasses.replace(spec, compute_dtype='float32'))
+
     def d_fn(x):  # D as a function of its input, for the penalties.
-        return _apply(spec.D, d_params, d_state, x, labels, spec)[0]
+        return _apply(spec.D, d_params, d_state, x, labels, penalty_spec)[0]
 
     weights = dict(spec.penalties, **(weights or {}))
     for key in weights:

@@ -318,3 +318,27 @@ def test_bfloat16_compute_keeps_float32_state_and_matches_float32(model):
         f32, bf16 = results['float32'][1][name], results['bfloat16'][1][name]
         assert np.isfinite(bf16)
         assert abs(float(bf16) - float(f32)) <= 0.05 * abs(float(f32)) + 1e-3, name
+
+
+def test_penalties_under_bfloat16_compute_are_taken_in_float32():
+    """The R1/R2/GP input gradients come from a float32 D even when the step
+    computes in bfloat16: equal to the float32 run's penalties, while the
+    adversarial term shows bfloat16 rounding."""
+    overrides = dict(BF16_MODELS['dcgan'], **{'reg.r1_gamma': 1.0, 'reg.r2_gamma': 1.0,
+                                              'reg.gp_weight': 1.0})
+    out = {}
+    for dtype in ('float32', 'bfloat16'):
+        config = small_config(**overrides)
+        config.model.compute_dtype = dtype
+        info, _, _, spec, state = experiment.build(config)
+        real, fake = jnp.split(jax.random.uniform(
+            jax.random.PRNGKey(3), (2 * config.batch_size,) + tuple(info.shape),
+            minval=-1.0), 2)
+        _, aux = jax.jit(lambda p, s: train.d_loss_fn(
+            p, s, real, fake, None, jax.random.PRNGKey(5), spec=spec))(
+                state.d_params, state.d_state)
+        out[dtype] = aux['metrics']
+    for name in ('reg/r1', 'reg/r2', 'reg/gp'):
+        np.testing.assert_allclose(out['bfloat16'][name], out['float32'][name],
+                                   rtol=1e-6, err_msg=name)
+    assert out['bfloat16']['loss/d_adv'] != out['float32']['loss/d_adv']
