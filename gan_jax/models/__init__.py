@@ -65,6 +65,7 @@ FAMILIES = {
     'mlp': Family('gan_jax.models.mlp', packing=True),
     'dcgan': Family('gan_jax.models.dcgan', packing=True),
     'resnet': Family('gan_jax.models.resnet', conditional=True),
+    'stylegan2': Family('gan_jax.models.stylegan2', conditional=True),
 }
 
 # Constructor fields flax adds to every module: not model arguments.
