@@ -68,6 +68,9 @@ def default_config() -> ml_collections.ConfigDict:
         download=True,            # let TFDS download when the host is reachable
         stacked_source='digits',  # stacked_mnist: 'digits' (offline) or 'mnist'
         prefetch=2,               # batches prepared ahead on a background thread
+        # dataset 'synthetic' (gan_jax/data/synthetic.py): random uint8 images
+        synthetic_shape=(32, 32, 3),  # (H, W, C) of each image
+        synthetic_examples=1024,      # images held in memory
     ))
     c.model = ml_collections.ConfigDict(dict(
         name='mlp',
@@ -249,6 +252,9 @@ def validate(config: ml_collections.ConfigDict, *, device_count: int = 1) -> Non
     need(config.data.prefetch >= 0, f'data.prefetch must be >= 0, got {config.data.prefetch}')
     need(config.dataset in data.names(),
          f'unknown dataset {config.dataset!r}; valid datasets: {", ".join(data.names())}')
+    if config.dataset == data.synthetic.NAME:
+        message = data.synthetic.check(config.data)
+        need(not message, message)
     try:
         from gan_jax import augment
         augment.parse_policy(config.augment.policy)

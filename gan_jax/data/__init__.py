@@ -17,7 +17,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from gan_jax.data import mixtures
+from gan_jax.data import mixtures, synthetic
 from gan_jax.data.images import IMAGE_DATASETS, DataError  # noqa: F401
 
 POINT_DATASETS = tuple(mixtures.MIXTURES)
@@ -25,7 +25,7 @@ POINT_DATASETS = tuple(mixtures.MIXTURES)
 
 def names():
     """Sorted list of the known dataset names."""
-    return sorted(POINT_DATASETS + IMAGE_DATASETS)
+    return sorted(POINT_DATASETS + IMAGE_DATASETS + (synthetic.NAME,))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +60,9 @@ def get_info(config: ml_collections.ConfigDict) -> DataInfo:
         centers, std = mixtures.centers_and_std(name)
         return DataInfo(shape=(2,), kind='points',
                         extras={'centers': centers, 'std': std})
+    if name == synthetic.NAME:
+        return DataInfo(shape=synthetic.shape(config.data), kind='images',
+                        num_classes=synthetic.NUM_CLASSES if config.data.labels else 0)
     if name in IMAGE_DATASETS:
         return DataInfo(shape=images.output_shape(config.data, name),
                         num_classes=images.NUM_CLASSES[name] if config.data.labels else 0,
@@ -72,7 +75,7 @@ def check_available(config: ml_collections.ConfigDict) -> None:
     that a missing dataset fails with its instructions before a run writes
     anything; the point mixtures are generated and always available."""
     get_info(config)  # validates the name
-    if config.dataset not in POINT_DATASETS:
+    if config.dataset not in POINT_DATASETS + (synthetic.NAME,):
         from gan_jax.data import images
         source = (config.data.stacked_source if config.dataset == 'stacked_mnist'
                   else config.dataset)
@@ -101,7 +104,8 @@ def host_batches(config: ml_collections.ConfigDict, *, start_step: int = 0,
                                   start_batch=start_step)
         return ({'x': x[:, lo:lo + local]} for x in stream)
     from gan_jax.data import images
-    make = images.raw_batches if raw else images.batches
+    source = synthetic if config.dataset == synthetic.NAME else images
+    make = source.raw_batches if raw else source.batches
     return make(config, start_batch=start_step, process_index=process_index,
                 process_count=process_count)
 
