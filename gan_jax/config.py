@@ -84,6 +84,16 @@ def default_config() -> ml_collections.ConfigDict:
     # see regularizers.PENALTIES for each one's meaning and scaling.
     c.reg = ml_collections.ConfigDict(
         {p.key: p.default for p in regularizers.PENALTIES})
+    # Lazy regularization (Karras et al. 2020, StyleGAN2 sec. 3.1; names as
+    # stylegan2-ada's D_reg_interval / G_reg_interval): with an interval k > 1
+    # the D penalties leave D's main loss and form an extra D update every k
+    # steps, weighted by k; the path-length penalty forms an extra G update
+    # every k steps. Adam's rate and betas are corrected by c = k / (k + 1).
+    c.reg.d_reg_interval = 1
+    c.reg.g_reg_interval = 1
+    c.reg.pl_weight = 0.0     # path-length penalty weight (StyleGAN2: 2); 0 = off
+    c.reg.pl_decay = 0.01     # its running mean's update rate
+    c.reg.pl_batch_shrink = 2  # its batch is batch_size // pl_batch_shrink
     c.augment = ml_collections.ConfigDict(dict(
         policy='',       # DiffAugment, e.g. 'color,translation,cutout'; '' = off
     ))
@@ -95,6 +105,11 @@ def default_config() -> ml_collections.ConfigDict:
     c.ema = ml_collections.ConfigDict(dict(
         decay=0.999,     # generator EMA decay per step; 0 disables
         start_step=0,    # before this step the EMA copies the raw weights
+        # StyleGAN2's form: a half-life in thousands of images (> 0 replaces
+        # `decay`: beta = 0.5 ** (batch_size / (half_life_kimg * 1000))), with
+        # an optional ramp-up that caps the half-life at rampup * images seen.
+        half_life_kimg=0.0,
+        rampup=0.0,
     ))
     c.evals = ml_collections.ConfigDict()  # evaluator name -> its arguments
     c.parallel = ml_collections.ConfigDict(dict(
@@ -222,6 +237,18 @@ def validate(config: ml_collections.ConfigDict, *, device_count: int = 1) -> Non
     for penalty in regularizers.PENALTIES:
         message = penalty.error(config.reg[penalty.key])
         need(message is None, message)
+    for key in ('d_reg_interval', 'g_reg_interval', 'pl_batch_shrink'):
+        need(config.reg[key] >= 1, f'reg.{key} must be >= 1, got {config.reg[key]}')
+    need(config.reg.pl_weight >= 0,
+         f'reg.pl_weight must be >= 0, got {config.reg.pl_weight}')
+    need(0 < config.reg.pl_decay <= 1,
+         f'reg.pl_decay must lie in (0, 1], got {config.reg.pl_decay}')
+    need(config.reg.pl_weight == 0 or config.batch_size // config.reg.pl_batch_shrink >= 1,
+         f'batch_size {config.batch_size} // reg.pl_batch_shrink '
+         f'{config.reg.pl_batch_shrink} leaves no sample for the path-length penalty')
+    need(config.ema.half_life_kimg >= 0 and config.ema.rampup >= 0,
+         f'ema.half_life_kimg and ema.rampup must be >= 0, got '
+         f'{config.ema.half_life_kimg}, {config.ema.rampup}')
     need(config.steps_per_call >= 1,
          f'steps_per_call must be >= 1, got {config.steps_per_call}')
     if config.steps_per_call > 1:

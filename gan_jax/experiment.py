@@ -38,6 +38,10 @@ def build(config: ml_collections.ConfigDict
         jax.random.PRNGKey(config.seed), G, D, spec.g_tx, spec.d_tx,
         z_dim=config.model.z_dim, data_shape=info.shape,
         labels=jnp.zeros((1,), jnp.int32) if num_classes else None)
+    # Running statistics the update carries (lazy penalties, path length).
+    extra = train.initial_stats(spec)
+    if extra:
+        init_state = init_state.replace(stats={**init_state.stats, **extra})
     return info, G, D, spec, init_state
 
 

@@ -78,6 +78,35 @@ def r2_penalty(d_fn: DFn, fake: jax.Array) -> jax.Array:
     return jnp.mean(_per_sample_grad_sq_norm(d_fn, jax.lax.stop_gradient(fake)))
 
 
+def path_length_penalty(synthesis: Callable[[jax.Array], jax.Array], ws: jax.Array,
+                        rng: PRNGKey, pl_mean: jax.Array, *, decay: float
+                        ) -> Tuple[jax.Array, jax.Array]:
+    """StyleGAN2's path-length penalty (Karras et al. 2020, eq. 4), as its
+    reference computes it: with y ~ N(0, I) / sqrt(H W), the lengths
+    a_i = sqrt(mean over layers of ||J_i^T y||^2) where J_i is the Jacobian of
+    image i w.r.t. its ws, the running mean m' = m + decay (mean(a) - m), and
+    the penalty mean((a - m')^2) (m' carries a gradient through mean(a), as
+    in the reference).
+
+    Args:
+      synthesis: ws [N, num_ws, w_dim] -> images [N, H, W, C].
+      ws: [N, num_ws, w_dim].
+      rng: key for y.
+      pl_mean: scalar, the running mean of the lengths.
+      decay: its update rate.
+    Returns:
+      (penalty scalar >= 0, the new running mean (no gradient)).
+    """
+    images, vjp = jax.vjp(synthesis, ws)
+    noise = jax.random.normal(rng, images.shape, images.dtype) / jnp.sqrt(
+        jnp.float32(images.shape[1] * images.shape[2]))
+    (grads,) = vjp(noise)  # the gradient of sum(images * noise) w.r.t. ws
+    lengths = jnp.sqrt(jnp.mean(jnp.sum(jnp.square(grads), axis=2), axis=1))
+    new_mean = pl_mean + decay * (jnp.mean(lengths) - pl_mean)
+    penalty = jnp.mean(jnp.square(lengths - new_mean))
+    return penalty, jax.lax.stop_gradient(new_mean)
+
+
 INPUTS = ('real', 'fake', 'both')
 
 

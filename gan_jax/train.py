@@ -52,39 +52,89 @@ class UpdateSpec:
     augment_policy: str = ''
     unroll_steps: int = 0
     compute_dtype: str = 'float32'
+    # Lazy regularization (StyleGAN2): the D penalties as an extra D update
+    # every d_reg_interval steps, the path-length penalty as an extra G update
+    # every g_reg_interval steps, each weighted by its interval.
+    d_reg_interval: int = 1
+    g_reg_interval: int = 1
+    pl_weight: float = 0.0
+    pl_decay: float = 0.01
+    pl_batch_shrink: int = 2
+    ema_half_life_kimg: float = 0.0
+    ema_rampup: float = 0.0
+
+    @property
+    def lazy_d_reg(self) -> bool:
+        """Whether the D penalties run as their own update every
+        d_reg_interval steps instead of in every D update's loss."""
+        return self.d_reg_interval > 1
 
 
-def make_optimizer(opt: ml_collections.ConfigDict, updates_per_step: int = 1
-                   ) -> optax.GradientTransformation:
+def make_optimizer(opt: ml_collections.ConfigDict, updates_per_step: int = 1,
+                   reg_interval: int = 1) -> optax.GradientTransformation:
     """Adam with a constant rate, or one that decays linearly to 0 over
-    opt.decay_steps steps (of updates_per_step updates each)."""
+    opt.decay_steps steps (of updates_per_step updates each).
+
+    With lazy regularization every `reg_interval` steps (> 1), the network
+    takes reg_interval + 1 updates per interval, and, as StyleGAN2 (its
+    training_loop.py), the rate becomes lr * c and the betas b ** c, with
+    c = reg_interval / (reg_interval + 1), so the moments keep their time
+    constants per step.
+    """
+    lr, b1, b2 = opt.lr, opt.b1, opt.b2
+    if reg_interval > 1:
+        c = reg_interval / (reg_interval + 1)
+        lr, b1, b2 = lr * c, b1 ** c, b2 ** c
     if opt.schedule == 'linear':
-        lr = optax.linear_schedule(opt.lr, 0.0, opt.decay_steps * updates_per_step)
-    else:
-        lr = opt.lr
-    return optax.adam(lr, b1=opt.b1, b2=opt.b2)
+        lr = optax.linear_schedule(lr, 0.0, opt.decay_steps * updates_per_step)
+    return optax.adam(lr, b1=b1, b2=b2)
 
 
 def make_spec(config: ml_collections.ConfigDict, G: nn.Module, D: nn.Module
               ) -> UpdateSpec:
     """Builds the UpdateSpec of a (validated) config."""
+    penalties = tuple((p.key, float(config.reg[p.key]))
+                      for p in regularizers.PENALTIES if config.reg[p.key] > 0)
+    d_interval = config.reg.d_reg_interval if penalties else 1
+    g_interval = config.reg.g_reg_interval if config.reg.pl_weight > 0 else 1
     return UpdateSpec(
         G=G, D=D,
-        g_tx=make_optimizer(config.opt.g),
+        g_tx=make_optimizer(config.opt.g, reg_interval=g_interval),
         # The D schedule counts D updates, n_critic per step.
-        d_tx=make_optimizer(config.opt.d, config.n_critic),
+        d_tx=make_optimizer(config.opt.d, config.n_critic, reg_interval=d_interval),
         loss=losses.get(config.loss.name),
         z_dim=config.model.z_dim,
         n_critic=config.n_critic,
-        penalties=tuple((p.key, float(config.reg[p.key]))
-                        for p in regularizers.PENALTIES if config.reg[p.key] > 0),
+        penalties=penalties,
         ema_decay=float(config.ema.decay),
         ema_start_step=config.ema.start_step,
         skip_nonfinite=config.nan_policy == 'skip',
         augment_policy=config.augment.policy,
         unroll_steps=config.unroll_steps,
         compute_dtype=config.model.compute_dtype,
+        d_reg_interval=config.reg.d_reg_interval,
+        g_reg_interval=config.reg.g_reg_interval,
+        pl_weight=float(config.reg.pl_weight),
+        pl_decay=float(config.reg.pl_decay),
+        pl_batch_shrink=config.reg.pl_batch_shrink,
+        ema_half_life_kimg=float(config.ema.half_life_kimg),
+        ema_rampup=float(config.ema.rampup),
     )
+
+
+def initial_stats(spec: UpdateSpec) -> Dict[str, jax.Array]:
+    """The entries of GANState.stats that spec's update carries besides the
+    NaN guard's: the last lazy penalty values (reported between their
+    updates) and the path-length running mean. {} for eager updates, so the
+    states of plain configs are unchanged."""
+    stats = {}
+    if spec.lazy_d_reg:
+        for key, _ in spec.penalties:
+            stats[regularizers.get(key).metric] = jnp.zeros((), jnp.float32)
+    if spec.pl_weight > 0:
+        stats['pl_mean'] = jnp.zeros((), jnp.float32)
+        stats['reg/pl'] = jnp.zeros((), jnp.float32)
+    return stats
 
 
 def sample_latents(rng: PRNGKey, batch_size: int, z_dim: int) -> jax.Array:
@@ -93,10 +143,16 @@ def sample_latents(rng: PRNGKey, batch_size: int, z_dim: int) -> jax.Array:
 
 
 def _apply(module: nn.Module, params: PyTree, state: Dict[str, PyTree],
-           inputs: jax.Array, labels: Optional[jax.Array], spec: UpdateSpec
+           inputs: jax.Array, labels: Optional[jax.Array], spec: UpdateSpec,
+           rng: Optional[PRNGKey] = None, method: Optional[str] = None
            ) -> Tuple[jax.Array, Dict[str, PyTree]]:
     """Runs a network in training mode; returns (float32 output, its updated
     state (batch statistics)).
+
+    `rng` feeds the rng streams a network may draw from in training
+    ('noise', 'mixing': StyleGAN2's noise inputs and style mixing; other
+    models draw none, and are unaffected). `method` names another method of
+    the module than __call__ (e.g. 'mapping'); labels=None is then not passed.
 
     spec.compute_dtype 'bfloat16' (mixed precision, for accelerators; the
     input-gradient penalties run D in float32, see d_loss_fn): the
@@ -110,8 +166,15 @@ def _apply(module: nn.Module, params: PyTree, state: Dict[str, PyTree],
         params = jax.tree.map(lambda p: p.astype(dtype)
                               if jnp.issubdtype(p.dtype, jnp.floating) else p, params)
         inputs = inputs.astype(dtype)
-    out, new_state = module.apply({'params': params, **state}, inputs, labels,
-                                  train=True, mutable=list(state))
+    kwargs = {}
+    if rng is not None:
+        noise_rng, mixing_rng = jax.random.split(rng)
+        kwargs['rngs'] = {'noise': noise_rng, 'mixing': mixing_rng}
+    args = (inputs, labels) if method is None or labels is not None else (inputs,)
+    if method is not None:
+        kwargs['method'] = method
+    out, new_state = module.apply({'params': params, **state}, *args,
+                                  train=True, mutable=list(state), **kwargs)
     # The state keeps its dtypes, so that the compiled step's carry is stable.
     new_state = jax.tree.map(lambda new, old: new.astype(old.dtype),
                              dict(new_state), dict(state))
@@ -160,17 +223,34 @@ def d_loss_fn(d_params: PyTree, d_state: Dict[str, PyTree], real: jax.Array,
     def d_fn(x):  # D as a function of its input, for the penalties.
         return _apply(spec.D, d_params, d_state, x, labels, penalty_spec)[0]
 
-    weights = dict(spec.penalties, **(weights or {}))
-    for key in weights:
-        regularizers.get(key)  # raises ValueError for an unknown penalty
     total = adv
+    if spec.lazy_d_reg:  # the penalties are d_reg_step's
+        metrics['loss/d'] = total
+        return total, {'d_state': new_d_state, 'metrics': metrics}
+    metrics.update(d_penalties(d_fn, real, fake, rng, spec=spec, weights=weights))
     for penalty in regularizers.PENALTIES:  # in order: a floating-point sum
-        if penalty.key in weights:
-            metrics[penalty.metric] = penalty(d_fn, real, fake, rng)
-            total = total + penalty.coefficient(weights[penalty.key]) * metrics[
-                penalty.metric]
+        if penalty.metric in metrics:
+            total = total + penalty.coefficient(
+                _weight(penalty.key, spec, weights)) * metrics[penalty.metric]
     metrics['loss/d'] = total
     return total, {'d_state': new_d_state, 'metrics': metrics}
+
+
+def _weight(key: str, spec: UpdateSpec, weights: Optional[Mapping[str, Any]]):
+    """A penalty's weight: a sweep member's, else the config's."""
+    return (weights or {}).get(key, dict(spec.penalties).get(key))
+
+
+def d_penalties(d_fn: regularizers.DFn, real: jax.Array, fake: jax.Array,
+                rng: PRNGKey, *, spec: UpdateSpec,
+                weights: Optional[Mapping[str, Any]] = None) -> Dict[str, jax.Array]:
+    """The unweighted active penalties of D (spec.penalties, and any a sweep
+    member's `weights` turns on), {metric: scalar}, in the registry's order."""
+    active = dict(spec.penalties, **(weights or {}))
+    for key in active:
+        regularizers.get(key)  # raises ValueError for an unknown penalty
+    return {p.metric: p(d_fn, real, fake, rng)
+            for p in regularizers.PENALTIES if p.key in active}
 
 
 def unrolled_d_params(g_params: PyTree, g_state: Dict[str, PyTree],
@@ -190,7 +270,8 @@ def unrolled_d_params(g_params: PyTree, g_state: Dict[str, PyTree],
     for k in range(spec.unroll_steps):
         z_rng, reg_rng = jax.random.split(jax.random.fold_in(rng, k))
         z = sample_latents(z_rng, real.shape[0], spec.z_dim)
-        fake, _ = _apply(spec.G, g_params, g_state, z, labels, spec)
+        fake, _ = _apply(spec.G, g_params, g_state, z, labels, spec,
+                         rng=jax.random.fold_in(z_rng, 1))
         grads, _ = jax.grad(d_loss_fn, has_aux=True)(params, d_state, real, fake,
                                                      labels, reg_rng, spec=spec)
         updates, opt_state = spec.d_tx.update(grads, opt_state, params)
@@ -217,7 +298,10 @@ def g_loss_fn(g_params: PyTree, g_state: Dict[str, PyTree], d_params: PyTree,
         rng, unroll_rng = jax.random.split(rng)
         d_params = unrolled_d_params(g_params, g_state, d_params, d_state,
                                      d_opt_state, real, labels, unroll_rng, spec=spec)
-    fake, new_g_state = _apply(spec.G, g_params, g_state, z, labels, spec)
+    # G's own draws (noise inputs, style mixing) from a key folded out of
+    # `rng`, so the keys below stay those of models that draw none.
+    g_rng = jax.random.fold_in(rng, 1)
+    fake, new_g_state = _apply(spec.G, g_params, g_state, z, labels, spec, rng=g_rng)
     if spec.augment_policy:  # differentiable: G's gradient flows through it
         fake = augment.diff_augment(rng, fake, spec.augment_policy)
     fake_logits, _ = _apply(spec.D, d_params, d_state, fake, labels, spec)
@@ -301,7 +385,8 @@ def d_step(state: GANState, real: jax.Array, labels: Optional[jax.Array],
     """
     z_rng, reg_rng = jax.random.split(rng)
     z = sample_latents(z_rng, real.shape[0], spec.z_dim)
-    fake, _ = _apply(spec.G, state.g_params, state.g_state, z, labels, spec)
+    fake, _ = _apply(spec.G, state.g_params, state.g_state, z, labels, spec,
+                     rng=jax.random.fold_in(z_rng, 1))
     fake = jax.lax.stop_gradient(fake)
     weights = {p.key: hparams[p.key] for p in regularizers.PENALTIES
                if p.sweepable and hparams and p.key in hparams}
@@ -336,6 +421,103 @@ def g_step(state: GANState, labels: Optional[jax.Array], rng: PRNGKey, *,
     return state.replace(g_params=optax.apply_updates(state.g_params, updates),
                          g_opt_state=g_opt_state,
                          g_state=aux['g_state']), metrics
+
+
+def d_reg_step(state: GANState, real: jax.Array, labels: Optional[jax.Array],
+               rng: PRNGKey, *, spec: UpdateSpec,
+               hparams: Optional[Dict[str, jax.Array]] = None
+               ) -> Tuple[GANState, Metrics]:
+    """The lazy D penalty update (StyleGAN2's 'Dreg' phase): one D update on
+    spec.d_reg_interval * (the weighted penalties) alone, on real [B, ...]
+    and fresh fakes; D's batch statistics are not moved by it.
+
+    Returns:
+      (the new state, {penalty metric: its unweighted value}).
+    """
+    z_rng, reg_rng = jax.random.split(rng)
+    z = sample_latents(z_rng, real.shape[0], spec.z_dim)
+    fake, _ = _apply(spec.G, state.g_params, state.g_state, z, labels, spec,
+                     rng=jax.random.fold_in(z_rng, 1))
+    fake = jax.lax.stop_gradient(fake)
+    penalty_spec = dataclasses.replace(spec, compute_dtype='float32')
+    weights = {k: hparams[k] for k in dict(spec.penalties) if hparams and k in hparams}
+
+    def loss_fn(d_params):
+        def d_fn(x):
+            return _apply(spec.D, d_params, state.d_state, x, labels, penalty_spec)[0]
+        values = d_penalties(d_fn, real, fake, reg_rng, spec=spec, weights=weights)
+        total = 0.0
+        for penalty in regularizers.PENALTIES:
+            if penalty.metric in values:
+                total = total + penalty.coefficient(
+                    _weight(penalty.key, spec, weights)) * values[penalty.metric]
+        return total * spec.d_reg_interval, values
+
+    grads, values = jax.grad(loss_fn, has_aux=True)(state.d_params)
+    updates, d_opt_state = spec.d_tx.update(grads, state.d_opt_state, state.d_params)
+    updates = _scaled(updates, hparams, 'lr_d_scale')
+    return state.replace(d_params=optax.apply_updates(state.d_params, updates),
+                         d_opt_state=d_opt_state), values
+
+
+def g_reg_step(state: GANState, labels: Optional[jax.Array], rng: PRNGKey, *,
+               spec: UpdateSpec, batch_size: int,
+               hparams: Optional[Dict[str, jax.Array]] = None
+               ) -> Tuple[GANState, Metrics]:
+    """The lazy path-length update (StyleGAN2's 'Greg' phase): one G update on
+    spec.g_reg_interval * pl_weight * the path-length penalty of
+    batch_size // pl_batch_shrink fresh samples; moves stats['pl_mean'].
+    G must have `mapping` and `synthesis` methods (models/stylegan2.py).
+
+    Returns:
+      (the new state, {'reg/pl': the penalty, 'pl_mean': the new mean}).
+    """
+    n = max(1, batch_size // spec.pl_batch_shrink)
+    z_rng, noise_rng, g_rng = jax.random.split(rng, 3)
+    z = sample_latents(z_rng, n, spec.z_dim)
+    labels = None if labels is None else labels[:n]
+    map_rng, synth_rng = jax.random.split(g_rng)
+
+    def loss_fn(g_params):
+        ws, _ = _apply(spec.G, g_params, state.g_state, z, labels, spec,
+                       rng=map_rng, method='mapping')
+
+        def synthesis(w):
+            return _apply(spec.G, g_params, state.g_state, w, None, spec,
+                          rng=synth_rng, method='synthesis')[0]
+
+        penalty, new_mean = regularizers.path_length_penalty(
+            synthesis, ws, noise_rng, state.stats['pl_mean'], decay=spec.pl_decay)
+        return penalty * spec.pl_weight * spec.g_reg_interval, (penalty, new_mean)
+
+    grads, (penalty, new_mean) = jax.grad(loss_fn, has_aux=True)(state.g_params)
+    updates, g_opt_state = spec.g_tx.update(grads, state.g_opt_state, state.g_params)
+    updates = _scaled(updates, hparams, 'lr_g_scale')
+    stats = dict(state.stats, pl_mean=new_mean, **{'reg/pl': penalty})
+    return state.replace(g_params=optax.apply_updates(state.g_params, updates),
+                         g_opt_state=g_opt_state, stats=stats), {
+                             'reg/pl': penalty, 'pl_mean': new_mean}
+
+
+def _every(interval: int, step: jax.Array, update, state: GANState) -> GANState:
+    """update(state) when step % interval == 0, else state (a lax.cond: the
+    skipped branch costs nothing, except under vmap, which runs both)."""
+    return jax.lax.cond(step % interval == 0, update, lambda s: s, state)
+
+
+def ema_beta(step: jax.Array, batch_size: int, spec: UpdateSpec) -> jax.Array:
+    """The EMA decay of the update after `step` steps: spec.ema_decay, or,
+    with a half-life (StyleGAN2), 0.5 ** (batch / half-life images) with the
+    half-life capped at rampup * images seen; 0 before ema_start_step."""
+    if spec.ema_half_life_kimg > 0:
+        half_life = jnp.float32(spec.ema_half_life_kimg * 1000)
+        if spec.ema_rampup > 0:
+            seen = step.astype(jnp.float32) * batch_size
+            half_life = jnp.minimum(half_life, seen * spec.ema_rampup)
+        beta = 0.5 ** (batch_size / jnp.maximum(half_life, 1e-8))
+    else:
+        beta = spec.ema_decay
+    return jnp.where(step < spec.ema_start_step, 0.0, beta)
 
 
 def ema_update(ema_params: PyTree, params: PyTree, beta: jax.Array) -> PyTree:
@@ -392,13 +574,32 @@ def train_step(state: GANState, batch: Batch, *, spec: UpdateSpec,
                               hparams=hparams)
         per_update.append(m)
     d_metrics = jax.tree.map(lambda *v: jnp.mean(jnp.stack(v)), *per_update)
+    if spec.lazy_d_reg:
+        # The lazy penalties on the last real batch; between their updates the
+        # metrics report their last values (kept in stats).
+        label = None if labels is None else labels[-1]
+
+        def d_reg(s):
+            s, values = d_reg_step(s, reals[-1], label, jax.random.fold_in(d_rng, 1),
+                                   spec=spec, hparams=hparams)
+            return s.replace(stats=dict(s.stats, **values))
+
+        new_state = _every(spec.d_reg_interval, state.step, d_reg, new_state)
+        d_metrics.update({name: new_state.stats[name] for name in
+                          (regularizers.get(k).metric for k, _ in spec.penalties)})
     # Conditional generators draw their labels from the last real batch.
     g_labels = None if labels is None else labels[-1]
     new_state, g_metrics = g_step(new_state, g_labels, g_rng, spec=spec,
                                   batch_size=batch_size, hparams=hparams,
                                   real=reals[-1] if spec.unroll_steps else None)
+    if spec.pl_weight > 0:
+        new_state = _every(spec.g_reg_interval, state.step, lambda s: g_reg_step(
+            s, g_labels, jax.random.fold_in(g_rng, 1), spec=spec,
+            batch_size=batch_size, hparams=hparams)[0], new_state)
+        g_metrics.update({'reg/pl': new_state.stats['reg/pl'],
+                          'pl_mean': new_state.stats['pl_mean']})
 
-    beta = jnp.where(state.step < spec.ema_start_step, 0.0, spec.ema_decay)
+    beta = ema_beta(state.step, batch_size, spec)
     new_state = new_state.replace(
         ema_params=ema_update(state.ema_params, new_state.g_params, beta),
         step=state.step + 1)
@@ -414,6 +615,7 @@ def train_step(state: GANState, batch: Batch, *, spec: UpdateSpec,
     first = state.stats['first_nonfinite_step']
     record = jnp.logical_and(bad, first < 0)
     stats = {
+        **new_state.stats,
         'nonfinite_steps': state.stats['nonfinite_steps'] + bad.astype(jnp.int32),
         'first_nonfinite_step': jnp.where(record, state.step + 1, first),
         'first_nonfinite_mask': jnp.where(record, mask,

@@ -342,3 +342,97 @@ def test_penalties_under_bfloat16_compute_are_taken_in_float32():
         np.testing.assert_allclose(out['bfloat16'][name], out['float32'][name],
                                    rtol=1e-6, err_msg=name)
     assert out['bfloat16']['loss/d_adv'] != out['float32']['loss/d_adv']
+
+
+def test_lazy_r1_update_is_the_interval_weighted_r1_gradient_at_its_steps():
+    """Lazy R1 (StyleGAN2): the D penalty update every k steps descends
+    k * gamma/2 * grad R1, so over k steps its expected gradient is that of
+    R1 in every step; between those steps D's loss has no penalty."""
+    k, gamma = 4, 10.0
+    eager = small_config(**{'reg.r1_gamma': gamma})
+    lazy = small_config(**{'reg.r1_gamma': gamma, 'reg.d_reg_interval': k})
+    spec_e, state, batch = setup(eager)
+    spec_l, lazy_state, _ = setup(lazy)
+    assert lazy_state.stats['reg/r1'] == 0  # carried between lazy updates
+    real = batch['x'][0]
+    # The main D loss of the lazy spec has no penalty term.
+    _, aux = train.d_loss_fn(state.d_params, state.d_state, real, real, None,
+                             jax.random.PRNGKey(0), spec=spec_l)
+    assert 'reg/r1' not in aux['metrics']
+    assert aux['metrics']['loss/d'] == aux['metrics']['loss/d_adv']
+
+    def d_fn(params):  # D in training mode, its statistics' updates dropped
+        return lambda x: spec_e.D.apply({'params': params, **state.d_state}, x, None,
+                                        train=True, mutable=list(state.d_state))[0]
+
+    expected = jax.grad(lambda p: regularizers.r1_penalty(d_fn(p), real))(
+        state.d_params)
+    # d_reg_step's update is Adam's on k * gamma/2 * grad R1: compare the
+    # gradient it feeds the optimizer through an identity optimizer.
+    import optax
+    identity = dataclasses.replace(spec_l, d_tx=optax.sgd(1.0))
+    new, values = train.d_reg_step(state, real, None, jax.random.PRNGKey(1),
+                                   spec=identity)
+    step = jax.tree.map(lambda a, b: a - b, state.d_params, new.d_params)
+    for got, want in zip(jax.tree.leaves(step), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(got, k * gamma / 2 * want, rtol=2e-4, atol=1e-7)
+    assert float(values['reg/r1']) > 0
+
+
+def test_lazy_d_regularization_runs_every_interval_and_adam_is_corrected():
+    k = 3
+    config = small_config(**{'reg.r1_gamma': 1.0, 'reg.d_reg_interval': k})
+    spec, state, batch = setup(config)
+    c = k / (k + 1)
+    # Adam's rate and betas scaled by c = k / (k + 1), as StyleGAN2.
+    reference = train.make_optimizer(config.opt.d)
+    corrected = train.make_optimizer(config.opt.d, reg_interval=k)
+    grads = jax.tree.map(jnp.ones_like, state.d_params)
+    u_ref, _ = reference.update(grads, reference.init(state.d_params))
+    u_cor, _ = corrected.update(grads, corrected.init(state.d_params))
+    # First Adam step with unit gradients: -lr (bias-corrected), whatever
+    # the betas (float32 rounding of b ** c: 1.3e-5 relative).
+    for a, b in zip(jax.tree.leaves(u_ref), jax.tree.leaves(u_cor)):
+        np.testing.assert_allclose(b, c * a, rtol=1e-4)
+    step = train.make_train_step(spec)
+    r1_values = []
+    for i in range(2 * k):
+        state, metrics = step(state, batch)
+        r1_values.append(float(metrics['reg/r1']))
+    # Computed at steps 0 and k, carried in between.
+    assert r1_values[0] > 0 and r1_values[1:k] == [r1_values[0]] * (k - 1)
+    assert r1_values[k] != r1_values[0] and r1_values[k + 1:] == [r1_values[k]] * (k - 1)
+
+
+def test_ema_half_life_and_rampup_follow_stylegan2():
+    config = small_config(**{'ema.half_life_kimg': 10.0, 'ema.rampup': 0.05})
+    spec, _, _ = setup(config)
+    batch = 16
+    for step in (0, 1, 100, 100_000):
+        seen = step * batch
+        half_life = min(10_000.0, seen * 0.05)
+        want = 0.5 ** (batch / max(half_life, 1e-8))
+        np.testing.assert_allclose(train.ema_beta(jnp.int32(step), batch, spec), want,
+                                   rtol=1e-6)
+    assert float(train.ema_beta(jnp.int32(0), batch, spec)) == 0.0
+
+
+def test_path_length_penalty_equals_its_closed_form_on_a_linear_synthesis():
+    """synthesis(ws) = mean over layers of ws @ A (reshaped to an image): J^T y
+    is (A y / L) per layer, so every length is |A y| / sqrt(L)."""
+    num_ws, w_dim, h, w = 3, 5, 2, 2
+    A = jax.random.normal(jax.random.PRNGKey(0), (w_dim, h * w))
+
+    def synthesis(ws):
+        return (jnp.mean(ws, axis=1) @ A).reshape(ws.shape[0], h, w, 1)
+
+    ws = jax.random.normal(jax.random.PRNGKey(1), (4, num_ws, w_dim))
+    rng = jax.random.PRNGKey(2)
+    penalty, new_mean = regularizers.path_length_penalty(
+        synthesis, ws, rng, jnp.float32(0.5), decay=0.01)
+    y = jax.random.normal(rng, (4, h, w, 1)) / jnp.sqrt(h * w)
+    jt_y = (y.reshape(4, -1) @ A.T) / num_ws                 # per layer [4, w_dim]
+    lengths = jnp.sqrt(jnp.sum(jt_y ** 2, axis=1))
+    mean = 0.5 + 0.01 * (jnp.mean(lengths) - 0.5)
+    np.testing.assert_allclose(new_mean, mean, rtol=1e-6)
+    np.testing.assert_allclose(penalty, jnp.mean((lengths - mean) ** 2), rtol=1e-5)
