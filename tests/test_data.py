@@ -184,3 +184,81 @@ def test_prefetched_device_batches_equal_host_batches(tmp_path):
     for d, h in zip(device, host):
         assert isinstance(d['x'], jax.Array)
         np.testing.assert_array_equal(np.asarray(d['x']), h['x'])
+
+
+def test_device_flip_and_conversion_equal_the_host_version():
+    import jax
+    from gan_jax import parallel
+    rng = np.random.default_rng(0)
+    raw = {'x': rng.integers(0, 256, (2, 6, 5, 7, 3), dtype=np.uint8),
+           'flip': rng.random((2, 6)) < 0.5,
+           'label': rng.integers(0, 10, (2, 6)).astype(np.int32)}
+    raw['x'][0, 0, 0, :, 0] = np.arange(7)  # an asymmetric row, flipped below
+    raw['flip'][0, 0] = True
+    host = images.finish_on_host(raw)
+    assert sorted(host) == ['label', 'x'] and host['x'].dtype == np.float32
+    np.testing.assert_array_equal(host['x'][0, 0, 0, :, 0],
+                                  images.to_float(np.arange(7)[::-1].astype(np.uint8)))
+    sharding = parallel.batch_sharding(parallel.make_mesh())
+    for placed, out_sharding in ((jax.device_put(raw), None),
+                                 (jax.device_put(raw, sharding), sharding)):
+        device = images.finish_on_device(placed, out_sharding)
+        assert sorted(device) == ['label', 'x'] and device['x'].dtype == np.float32
+        np.testing.assert_array_equal(np.asarray(device['x']), host['x'])
+        np.testing.assert_array_equal(np.asarray(device['label']), raw['label'])
+    # Every uint8 value converts to the host's float, bit for bit.
+    every = np.arange(256, dtype=np.uint8).reshape(1, 1, 16, 16, 1)
+    converted = np.asarray(images.finish_on_device({'x': jax.device_put(every)})['x'])
+    assert converted.view(np.uint32).tolist() == \
+        images.to_float(every).view(np.uint32).tolist()
+
+
+def test_train_iter_flips_on_device_as_the_host_stream_and_resumes(tmp_path):
+    import jax
+    from gan_jax import parallel
+    config = image_config('cifar10', tmp_path, random_flip=True, labels=True,
+                          prefetch=2)
+    config.n_critic = 2
+    sharding = parallel.batch_sharding(parallel.make_mesh())
+    with tfds.testing.mock_data(num_examples=40):
+        raw = take(config, 1, start=3, raw=True)[0]
+        host = take(config, 5, start=3)
+        stream = data.make_train_iter(config, start_step=3, sharding=sharding)
+        device = [next(stream) for _ in range(5)]
+        resumed = data.make_train_iter(config, start_step=6, sharding=sharding)
+        again = [next(resumed) for _ in range(2)]
+    # What crosses to the device: the stored uint8 images and the flips.
+    assert raw['x'].dtype == np.uint8 and raw['x'].shape == (2, 10, 32, 32, 3)
+    assert raw['flip'].shape == (2, 10) and 0 < raw['flip'].mean() < 1
+    np.testing.assert_array_equal(images.finish_on_host(raw)['x'], host[0]['x'])
+    for d, h in zip(device, host):
+        assert isinstance(d['x'], jax.Array) and d['x'].sharding == sharding
+        assert d['x'].dtype == np.float32 and sorted(d) == ['label', 'x']
+        np.testing.assert_array_equal(np.asarray(d['x']), h['x'])
+        np.testing.assert_array_equal(np.asarray(d['label']), h['label'])
+    for d, h in zip(again, host[3:]):
+        np.testing.assert_array_equal(np.asarray(d['x']), h['x'])
+
+
+def test_flipped_image_run_resumes_bit_identically(tmp_path):
+    """Batches flipped on the device: a run stopped at step 2 and resumed
+    ends where an uninterrupted run does (the flips are a function of (seed,
+    step), drawn on the host)."""
+    import jax
+    from experiments.configs import digits_dcgan
+    from gan_jax import loop
+
+    def config(num_steps):
+        c = digits_dcgan.get_config('smoke')
+        c.progress, c.evals, c.best_metric = False, {}, ''
+        c.num_steps, c.checkpoint_every, c.sample_every = num_steps, 2, 0
+        c.data.random_flip = True
+        return c
+
+    straight = loop.run(config(4), str(tmp_path / 'straight'))
+    workdir = str(tmp_path / 'resumed')
+    assert int(loop.run(config(2), workdir).step) == 2
+    resumed = loop.run(config(4), workdir)
+    assert int(resumed.step) == 4
+    for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -275,3 +275,92 @@ def test_evaluate_without_inception_weights_says_how_to_get_them(tmp_path):
     assert out.returncode == 2
     assert 'convert_inception_weights.py' in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_statistics_of_parts_merge_into_those_of_the_whole():
+    from gan_jax.metrics.fid import StreamingStats
+    rng = np.random.default_rng(0)
+    # Parts far from each other and from 0: the re-centring onto one shift
+    # must carry the offsets.
+    parts = [rng.normal(loc, 1.0, (n, 6)) for loc, n in ((50.0, 7), (-3.0, 1),
+                                                         (0.5, 12))]
+    whole = np.concatenate(parts)
+    merged = StreamingStats(6)
+    merged.merge(StreamingStats(6))  # an empty part changes nothing
+    for part in parts:
+        stats = StreamingStats(6)
+        stats.update(part)
+        merged.merge(StreamingStats.from_arrays(stats.to_arrays()))
+    assert merged.count == len(whole)
+    np.testing.assert_allclose(merged.mean(), whole.mean(0), rtol=1e-13)
+    np.testing.assert_allclose(merged.cov(), np.cov(whole, rowvar=False),
+                               rtol=1e-11, atol=1e-11)
+    empty = StreamingStats.from_arrays(StreamingStats(6).to_arrays())
+    assert empty.count == 0
+    with pytest.raises(ValueError, match='dimension 5 into 6'):
+        merged.merge(StreamingStats(5))
+
+
+def test_process_shares_tile_the_rows_once():
+    from gan_jax import parallel
+    for num in (0, 1, 7, 10, 50_000):
+        for count in (1, 2, 3, 8):
+            shares = [parallel.process_share(num, i, count) for i in range(count)]
+            assert [r for lo, hi in shares for r in range(lo, hi)] == list(range(num))
+            sizes = [hi - lo for lo, hi in shares]
+            assert max(sizes) - min(sizes) <= 1
+    assert parallel.process_share(10) == (0, 10)  # this one process
+
+
+def test_gathers_on_one_process_are_the_identity():
+    from gan_jax import parallel
+    x = np.arange(12, dtype=np.float64).reshape(4, 3) / 7
+    assert parallel.allgather(x).shape == (1, 4, 3)
+    np.testing.assert_array_equal(parallel.allgather(x)[0], x)
+    assert parallel.allgather_rows(x) is x
+    assert features.split_rows(10) == (0, 10)
+
+
+def test_sample_rows_generates_only_the_share_when_it_can():
+    calls = []
+
+    def with_rows(num, seed, rows=None):
+        calls.append(rows)
+        z = np.random.default_rng(seed).normal(size=(num, 2))
+        return z if rows is None else z[rows[0]:rows[1]]
+
+    def plain(num, seed):
+        return with_rows(num, seed)
+
+    whole = with_rows(10, 3)
+    np.testing.assert_array_equal(features.sample_rows(with_rows, 10, 3, (4, 7)),
+                                  whole[4:7])
+    np.testing.assert_array_equal(features.sample_rows(plain, 10, 3, (4, 7)),
+                                  whole[4:7])
+    np.testing.assert_array_equal(features.sample_rows(with_rows, 10, 3, (0, 10)),
+                                  whole)
+    assert calls == [None, (4, 7), None, None]
+
+
+def test_fid_on_one_process_is_the_statistics_of_all_samples(monkeypatch):
+    from gan_jax.metrics.fid import StreamingStats, frechet_distance
+    extractor = _MeanPoolFeatures()
+    real = extractor(np.random.default_rng(0).uniform(-1, 1, (50, 28, 28, 1)))['pool']
+    reference = {'mean': real.mean(0), 'cov': np.cov(real, rowvar=False)}
+    monkeypatch.setattr(features, 'get_extractor', lambda name: extractor)
+    monkeypatch.setattr(features, 'reference_stats', lambda *a: reference)
+    config = digits_config()
+    evals = metrics.from_config({'fid': dict(features='digits', num_samples=40)},
+                                data.get_info(config), config)
+
+    def sample_fn(num, seed):
+        return np.random.default_rng(seed + 1).uniform(-1, 1, (num, 28, 28, 1))
+
+    fid = dict(evals['fid'].run(sample_fn))['fid']
+    fake = StreamingStats(8)
+    fake.update(extractor(sample_fn(40, 0))['pool'])
+    assert fid == frechet_distance(fake.mean(), fake.cov(), reference['mean'],
+                                   reference['cov'])
+    feature_set = features.sample_features(sample_fn, extractor, 40, 0)
+    assert feature_set.rows == (0, 40) and not feature_set.split
+    assert feature_set['pool'] is feature_set.local['pool']

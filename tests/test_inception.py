@@ -1,9 +1,13 @@
 """FID InceptionV3: equal to torch-fidelity's PyTorch port of the FID network
 (same architecture as pytorch-fid's `fid_inception_v3`) under random weights,
-PyTorch-bilinear resizing, weight conversion and file round trips, and batched
-extraction that drops no image."""
+PyTorch-bilinear resizing, weight conversion and file round trips, batched
+extraction that drops no image, and features, FID, KID, precision/recall and
+IS equal on 1, 3 and 8 devices and with 2 processes."""
 import importlib
 import importlib.util
+import os
+import socket
+import subprocess
 import sys
 import types
 
@@ -239,3 +243,121 @@ def test_feature_extractor_keeps_every_image():
                                    atol=1e-5 * np.abs(ref).max(), err_msg=key)
     # Rows are distinct images, not copies of one.
     assert np.abs(features['pool'][0] - features['pool'][6]).max() > 1e-3
+
+
+# ---------------------------------------------------------------------------
+# Several devices and several processes (tests/scripts/eval_equivalence.py).
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, 'tests', 'scripts', 'eval_equivalence.py')
+# Relative to each array's largest magnitude. Features differ from one
+# device's only through the convolutions' batch size per device (measured:
+# 2.7e-7 on 8 devices); statistics merged over processes through the order
+# of float64 sums (5e-16).
+FEATURE_TOLERANCE = 1e-5
+
+
+def script_env(**extra):
+    env = dict(os.environ, JAX_PLATFORMS='cpu')
+    env.pop('XLA_FLAGS', None)
+    env.update(extra)
+    return env
+
+
+def run_script(out, tmp_path, devices=1, **extra):
+    flags = f'--xla_force_host_platform_device_count={devices}'
+    done = subprocess.run([sys.executable, SCRIPT, str(out)], capture_output=True,
+                          text=True, timeout=900,
+                          env=script_env(XLA_FLAGS=flags,
+                                         GAN_JAX_CACHE=str(tmp_path / 'cache'),
+                                         **extra))
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def load(path):
+    with np.load(path) as f:
+        return {k: f[k] for k in f.files}
+
+
+@pytest.fixture(scope='module')
+def one_device(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('one_device')
+    run_script(tmp / 'out.npz', tmp)
+    return load(tmp / 'out.npz')
+
+
+def assert_same_evaluation(result, reference):
+    """Features, statistics and every metric as on one device: float arrays
+    to FEATURE_TOLERANCE of their scale, counts and the data batches exact."""
+    for key, expected in reference.items():
+        if key in ('devices', 'local_devices', 'processes', 'call_batch',
+                   'fake/rows', 'data/collectives'):
+            continue
+        got = result[key]
+        assert got.shape == expected.shape and got.dtype == expected.dtype, key
+        if key.startswith('data/') or not np.issubdtype(expected.dtype, np.floating):
+            np.testing.assert_array_equal(got, expected, err_msg=key)
+            continue
+        scale = np.max(np.abs(expected))
+        if key.startswith('eval/is/is_std'):  # 1e-3 of a spread of scores near 1
+            scale = reference['eval/is/is']
+        np.testing.assert_allclose(got, expected, rtol=0,
+                                   atol=FEATURE_TOLERANCE * scale, err_msg=key)
+    for k in range(3):  # the on-device flip and scaling equal the host's
+        for key in ('x', 'label'):
+            np.testing.assert_array_equal(result[f'data/{k}/{key}'],
+                                          result[f'data/{k}/{key}_host'])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('devices, call_batch', [(3, 6), (8, 8)])
+def test_inception_features_and_fid_equal_on_several_devices(
+        tmp_path, one_device, devices, call_batch):
+    run_script(tmp_path / 'out.npz', tmp_path, devices=devices)
+    result = load(tmp_path / 'out.npz')
+    assert int(result['devices']) == devices
+    # Batches of 4 images are rounded up to fill every device; the padding
+    # rows are dropped (10 samples, 12 reference images: both padded).
+    assert int(result['call_batch']) == call_batch and int(one_device['call_batch']) == 4
+    assert int(result['data/collectives']) == 0
+    assert result['fake/pool'].shape == (10, 2048)
+    assert_same_evaluation(result, one_device)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_inception_features_and_fid_equal_with_two_processes(tmp_path, one_device):
+    """Two processes of 2 devices each (gloo): each featurizes its 5 of the 10
+    samples and its 6 of the 12 reference images on its own devices; the
+    statistics merge and the features gather into the one-device values on
+    both processes."""
+    port = free_port()
+    cache = tmp_path / 'cache'
+    procs = [subprocess.Popen(
+        [sys.executable, SCRIPT, str(tmp_path / 'out.npz')],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=script_env(XLA_FLAGS='--xla_force_host_platform_device_count=2',
+                       GAN_JAX_CACHE=str(cache),
+                       GAN_JAX_COORDINATOR=f'127.0.0.1:{port}',
+                       GAN_JAX_NUM_PROCESSES='2', GAN_JAX_PROCESS_ID=str(i)))
+        for i in range(2)]
+    outputs = [p.communicate(timeout=900) for p in procs]
+    for p, (_, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-3000:]
+    results = [load(tmp_path / f'out_{i}.npz') for i in range(2)]
+    for i, result in enumerate(results):
+        assert int(result['processes']) == 2 and int(result['local_devices']) == 2
+        assert result['fake/rows'].tolist() == [[0, 5], [5, 10]][i]
+        assert_same_evaluation(result, one_device)
+    # Both processes hold the same numbers, so process 0's record is theirs.
+    for key in results[0]:
+        if key.startswith(('eval/', 'fake/mean', 'fake/cov', 'reference/')):
+            np.testing.assert_array_equal(results[0][key], results[1][key], err_msg=key)
+    # One cache file, no temporary left behind.
+    assert os.listdir(cache / 'reference') == [
+        'digits-test[:12]-28x28x1-inception_fid_pt.npz']

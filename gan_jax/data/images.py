@@ -259,7 +259,9 @@ def _finish(raw):
 
 
 @functools.lru_cache(maxsize=None)
-def _finisher(sharding: Optional[jax.sharding.Sharding]):
+def finisher(sharding: Optional[jax.sharding.Sharding]):
+    """The jitted function `finish_on_device` calls (one per sharding; public
+    so that tests can read its compiled program)."""
     # Every output keeps the batch sharding (axis 1 split over 'data'): the
     # flip reverses axis -2 and the table lookup is per pixel, so each device
     # works on its own rows and the program has no collective.
@@ -281,7 +283,7 @@ def finish_on_device(raw: Dict[str, jax.Array],
     Returns:
       {'x': float32 [n_critic, B, H, W, C] in [-1, 1]} (+ 'label').
     """
-    return _finisher(sharding)(raw)
+    return finisher(sharding)(raw)
 
 
 def batches(config, *, start_batch: int = 0, process_index: int = 0,

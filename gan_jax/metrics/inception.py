@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from gan_jax import parallel
 from gan_jax.ops import xla_options
 
 INPUT_SIZE = 299
@@ -492,7 +493,6 @@ class FeatureExtractor:
           batch_size: images per network call, at least; rounded up to a
             multiple of the local device count.
         """
-        from gan_jax import parallel
         if batch_size < 1:
             raise ValueError(f'batch_size must be ≥ 1, got {batch_size}')
         if variables is None:
