@@ -20,7 +20,10 @@ def test_config_module_does_not_import_the_update_step():
 
 def test_reg_section_has_one_weight_per_registered_penalty():
     reg = config_lib.default_config().reg
-    assert list(reg) == [p.key for p in regularizers.PENALTIES]
+    # One weight per penalty, then the keys of lazy regularization and of the
+    # (generator-side) path-length penalty.
+    assert set(reg) == {p.key for p in regularizers.PENALTIES} | {
+        'd_reg_interval', 'g_reg_interval', 'pl_weight', 'pl_decay', 'pl_batch_shrink'}
     assert all(reg[p.key] == p.default for p in regularizers.PENALTIES)
 
 
