@@ -1,6 +1,6 @@
 """Sampling from a trained generator: samples, and latents from a seed."""
 import functools
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import flax.linen as nn
 import jax
@@ -98,16 +98,21 @@ def sample(G: nn.Module, params: PyTree, g_state: Dict[str, PyTree],
 
 def sample_fn(G: nn.Module, params: PyTree, g_state: Dict[str, PyTree], z_dim: int,
               *, mesh: Optional[jax.sharding.Mesh] = None):
-    """The generator as `fn(num, seed) -> np.ndarray [num, *out_shape]`.
+    """The generator as `fn(num, seed, rows=None) -> np.ndarray [num,
+    *out_shape]`.
 
     The form evaluators take (`gan_jax.metrics`): `num` standard normal
     latents drawn from `seed` (`latents`), class labels cycling 0..K-1 for a
     conditional generator (`class_labels`), then `sample` in inference mode.
     Outputs are images in [-1, 1] or 2-D points, float32. `mesh` as in `sample`.
+    rows=(lo, hi) generates only samples lo..hi-1 of those `num` (the same
+    latents and labels: a process's share of an evaluation, [hi - lo, ...]).
     """
-    def fn(num: int, seed: int) -> np.ndarray:
-        return sample(G, params, g_state, latents(seed, num, z_dim),
-                      class_labels(G, num), mesh=mesh)
+    def fn(num: int, seed: int, rows: Optional[Tuple[int, int]] = None) -> np.ndarray:
+        lo, hi = rows or (0, num)
+        labels = class_labels(G, num)
+        return sample(G, params, g_state, latents(seed, num, z_dim)[lo:hi],
+                      None if labels is None else labels[lo:hi], mesh=mesh)
     return fn
 
 

@@ -99,3 +99,13 @@ def test_sample_fn_reuses_the_compiled_generator_across_calls():
     a, b = fn(6, 0), fn(6, 1)
     assert TRACES == [(6, 16)] and a.shape == (6, 28, 28, 1)
     assert np.abs(a - b).max() > 1e-3  # other seeds, other latents
+
+
+def test_sample_fn_rows_are_that_share_of_the_full_draw():
+    G = dcgan.Generator(out_shape=(28, 28, 1), base_channels=8)
+    variables = G.init(jax.random.PRNGKey(0), sampling.latents(0, 2, 16), train=False)
+    fn = sampling.sample_fn(G, variables['params'],
+                            {'batch_stats': variables['batch_stats']}, 16)
+    full = fn(10, 3)
+    np.testing.assert_allclose(fn(10, 3, rows=(4, 7)), full[4:7], atol=1e-6)
+    assert fn(10, 3, rows=(0, 10)).shape == (10, 28, 28, 1)
