@@ -96,6 +96,15 @@ def default_config() -> ml_collections.ConfigDict:
     c.reg.pl_batch_shrink = 2  # its batch is batch_size // pl_batch_shrink
     c.augment = ml_collections.ConfigDict(dict(
         policy='',       # DiffAugment, e.g. 'color,translation,cutout'; '' = off
+        # ADA (Karras et al. 2020, gan_jax/ada.py): every image D sees is
+        # augmented with probability p, adapted toward E[sign D(real)] =
+        # ada_target every ada_interval steps, fast enough for p to go 0 -> 1
+        # in ada_kimg thousand images. ada_target 0 = off (StyleGAN2-ADA: 0.6).
+        ada_target=0.0,
+        ada_ops='bgc',   # groups: b(lit), g(eometric), c(olor)
+        ada_interval=4,
+        ada_kimg=500.0,
+        ada_p=0.0,       # p at step 0
     ))
     c.n_critic = 1       # D updates per G update, each on a fresh real batch
     c.opt = ml_collections.ConfigDict(dict(
@@ -246,6 +255,21 @@ def validate(config: ml_collections.ConfigDict, *, device_count: int = 1) -> Non
     need(config.reg.pl_weight == 0 or config.batch_size // config.reg.pl_batch_shrink >= 1,
          f'batch_size {config.batch_size} // reg.pl_batch_shrink '
          f'{config.reg.pl_batch_shrink} leaves no sample for the path-length penalty')
+    aug = config.augment
+    need(0 <= aug.ada_target < 1, f'augment.ada_target must lie in [0, 1) (0 = off), '
+                                  f'got {aug.ada_target}')
+    need(not (aug.ada_target > 0 and aug.policy),
+         'augment.policy (DiffAugment) and augment.ada_target (ADA) both augment '
+         "what D sees: choose one (--config.augment.policy='' for ADA)")
+    need(aug.ada_interval >= 1 and aug.ada_kimg > 0 and 0 <= aug.ada_p <= 1,
+         f'augment.ada_interval must be >= 1, ada_kimg > 0 and ada_p in [0, 1], got '
+         f'{aug.ada_interval}, {aug.ada_kimg}, {aug.ada_p}')
+    if aug.ada_target > 0:
+        from gan_jax import ada
+        try:
+            ada.multipliers_of(aug.ada_ops)
+        except ValueError as e:
+            raise ConfigError(f'augment.ada_ops: {e}') from None
     need(config.ema.half_life_kimg >= 0 and config.ema.rampup >= 0,
          f'ema.half_life_kimg and ema.rampup must be >= 0, got '
          f'{config.ema.half_life_kimg}, {config.ema.rampup}')

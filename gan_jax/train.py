@@ -22,7 +22,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from gan_jax import augment, losses, regularizers
+from gan_jax import ada, augment, losses, regularizers
 from gan_jax.ops import xla_options
 from gan_jax.state import GUARDED_METRICS, GANState
 from gan_jax.types import Batch, Metrics, PRNGKey, PyTree
@@ -62,6 +62,12 @@ class UpdateSpec:
     pl_batch_shrink: int = 2
     ema_half_life_kimg: float = 0.0
     ema_rampup: float = 0.0
+    # ADA (gan_jax/ada.py): 0 = off.
+    ada_target: float = 0.0
+    ada_ops: str = 'bgc'
+    ada_interval: int = 4
+    ada_kimg: float = 500.0
+    ada_p: float = 0.0
 
     @property
     def lazy_d_reg(self) -> bool:
@@ -119,6 +125,11 @@ def make_spec(config: ml_collections.ConfigDict, G: nn.Module, D: nn.Module
         pl_batch_shrink=config.reg.pl_batch_shrink,
         ema_half_life_kimg=float(config.ema.half_life_kimg),
         ema_rampup=float(config.ema.rampup),
+        ada_target=float(config.augment.ada_target),
+        ada_ops=config.augment.ada_ops,
+        ada_interval=config.augment.ada_interval,
+        ada_kimg=float(config.augment.ada_kimg),
+        ada_p=float(config.augment.ada_p),
     )
 
 
@@ -134,7 +145,18 @@ def initial_stats(spec: UpdateSpec) -> Dict[str, jax.Array]:
     if spec.pl_weight > 0:
         stats['pl_mean'] = jnp.zeros((), jnp.float32)
         stats['reg/pl'] = jnp.zeros((), jnp.float32)
+    if spec.ada_target > 0:
+        stats.update(ada.init_stats(spec.ada_p))
     return stats
+
+
+def _seen_by_d(spec: UpdateSpec, ada_p: Optional[jax.Array], rng: PRNGKey
+               ) -> Callable[[jax.Array], jax.Array]:
+    """x -> what D sees of x: ADA's augmentation at probability ada_p when
+    ADA is on (differentiable: gradients flow through it), else x."""
+    if spec.ada_target <= 0:
+        return lambda x: x
+    return lambda x: ada.augment(rng, x, ada_p, ops=spec.ada_ops)
 
 
 def sample_latents(rng: PRNGKey, batch_size: int, z_dim: int) -> jax.Array:
@@ -183,7 +205,8 @@ def _apply(module: nn.Module, params: PyTree, state: Dict[str, PyTree],
 
 def d_loss_fn(d_params: PyTree, d_state: Dict[str, PyTree], real: jax.Array,
               fake: jax.Array, labels: Optional[jax.Array], rng: PRNGKey, *,
-              spec: UpdateSpec, weights: Optional[Mapping[str, Any]] = None
+              spec: UpdateSpec, weights: Optional[Mapping[str, Any]] = None,
+              ada_p: Optional[jax.Array] = None
               ) -> Tuple[jax.Array, Dict[str, Any]]:
     """Discriminator loss plus penalties.
 
@@ -197,9 +220,19 @@ def d_loss_fn(d_params: PyTree, d_state: Dict[str, PyTree], real: jax.Array,
       labels: [B] int32 or None (used for both halves).
       weights: {penalty key: (traced) weight} replacing spec.penalties' weight
         of that penalty, and turning it on if it is off, for sweeps.
+      ada_p: ADA's augmentation probability (stats['ada_p']) when ADA is on:
+        real and fake are augmented before D, and the penalties differentiate
+        D(augment(x)) at the un-augmented x, as stylegan2-ada.
     Returns:
-      (total loss, {'d_state': updated D state, 'metrics': scalars}).
+      (total loss, {'d_state': updated D state, 'metrics': scalars,
+      'real_logits': [B // pack]}).
     """
+    seen_rng, penalty_seen_rng = jax.random.split(jax.random.fold_in(rng, 2))
+    if spec.ada_target > 0:
+        real_seen, fake_seen = jnp.split(_seen_by_d(spec, ada_p, seen_rng)(
+            jnp.concatenate([real, fake])), 2)
+    else:
+        real_seen, fake_seen = real, fake
     if spec.augment_policy:
         aug_rng, rng = jax.random.split(rng)
         both = augment.diff_augment(aug_rng, jnp.concatenate([real, fake]),
@@ -207,7 +240,8 @@ def d_loss_fn(d_params: PyTree, d_state: Dict[str, PyTree], real: jax.Array,
         real, fake = jnp.split(both, 2)
     both_labels = None if labels is None else jnp.concatenate([labels, labels])
     logits, new_d_state = _apply(spec.D, d_params, d_state,
-                                 jnp.concatenate([real, fake]), both_labels, spec)
+                                 jnp.concatenate([real_seen, fake_seen]), both_labels,
+                                 spec)
     real_logits, fake_logits = jnp.split(logits, 2)
     adv = spec.loss.d_loss(real_logits=real_logits, fake_logits=fake_logits)
     metrics = {'loss/d_adv': adv, 'scores/real': jnp.mean(real_logits),
@@ -220,20 +254,23 @@ def d_loss_fn(d_params: PyTree, d_state: Dict[str, PyTree], real: jax.Array,
     penalty_spec = (spec if spec.compute_dtype == 'float32'
                     else dataclasses.replace(spec, compute_dtype='float32'))
 
+    seen = _seen_by_d(spec, ada_p, penalty_seen_rng)
+
     def d_fn(x):  # D as a function of its input, for the penalties.
-        return _apply(spec.D, d_params, d_state, x, labels, penalty_spec)[0]
+        return _apply(spec.D, d_params, d_state, seen(x), labels, penalty_spec)[0]
 
     total = adv
+    out = {'d_state': new_d_state, 'metrics': metrics, 'real_logits': real_logits}
     if spec.lazy_d_reg:  # the penalties are d_reg_step's
         metrics['loss/d'] = total
-        return total, {'d_state': new_d_state, 'metrics': metrics}
+        return total, out
     metrics.update(d_penalties(d_fn, real, fake, rng, spec=spec, weights=weights))
     for penalty in regularizers.PENALTIES:  # in order: a floating-point sum
         if penalty.metric in metrics:
             total = total + penalty.coefficient(
                 _weight(penalty.key, spec, weights)) * metrics[penalty.metric]
     metrics['loss/d'] = total
-    return total, {'d_state': new_d_state, 'metrics': metrics}
+    return total, out
 
 
 def _weight(key: str, spec: UpdateSpec, weights: Optional[Mapping[str, Any]]):
@@ -257,7 +294,7 @@ def unrolled_d_params(g_params: PyTree, g_state: Dict[str, PyTree],
                       d_params: PyTree, d_state: Dict[str, PyTree],
                       d_opt_state: optax.OptState, real: jax.Array,
                       labels: Optional[jax.Array], rng: PRNGKey, *,
-                      spec: UpdateSpec) -> PyTree:
+                      spec: UpdateSpec, ada_p: Optional[jax.Array] = None) -> PyTree:
     """D's parameters after spec.unroll_steps look-ahead updates (Metz et al.
     2017), as a differentiable function of G's parameters.
 
@@ -273,7 +310,8 @@ def unrolled_d_params(g_params: PyTree, g_state: Dict[str, PyTree],
         fake, _ = _apply(spec.G, g_params, g_state, z, labels, spec,
                          rng=jax.random.fold_in(z_rng, 1))
         grads, _ = jax.grad(d_loss_fn, has_aux=True)(params, d_state, real, fake,
-                                                     labels, reg_rng, spec=spec)
+                                                     labels, reg_rng, spec=spec,
+                                                     ada_p=ada_p)
         updates, opt_state = spec.d_tx.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
     return params
@@ -283,7 +321,8 @@ def g_loss_fn(g_params: PyTree, g_state: Dict[str, PyTree], d_params: PyTree,
               d_state: Dict[str, PyTree], z: jax.Array,
               labels: Optional[jax.Array], rng: PRNGKey, *, spec: UpdateSpec,
               d_opt_state: Optional[optax.OptState] = None,
-              real: Optional[jax.Array] = None) -> Tuple[jax.Array, Dict[str, Any]]:
+              real: Optional[jax.Array] = None,
+              ada_p: Optional[jax.Array] = None) -> Tuple[jax.Array, Dict[str, Any]]:
     """Generator loss against a fixed discriminator, or, with
     spec.unroll_steps = k > 0, against D after k look-ahead updates on `real`
     (unrolled GAN; needs d_opt_state and real).
@@ -297,13 +336,15 @@ def g_loss_fn(g_params: PyTree, g_state: Dict[str, PyTree], d_params: PyTree,
     if spec.unroll_steps:
         rng, unroll_rng = jax.random.split(rng)
         d_params = unrolled_d_params(g_params, g_state, d_params, d_state,
-                                     d_opt_state, real, labels, unroll_rng, spec=spec)
+                                     d_opt_state, real, labels, unroll_rng, spec=spec,
+                                     ada_p=ada_p)
     # G's own draws (noise inputs, style mixing) from a key folded out of
     # `rng`, so the keys below stay those of models that draw none.
     g_rng = jax.random.fold_in(rng, 1)
     fake, new_g_state = _apply(spec.G, g_params, g_state, z, labels, spec, rng=g_rng)
     if spec.augment_policy:  # differentiable: G's gradient flows through it
         fake = augment.diff_augment(rng, fake, spec.augment_policy)
+    fake = _seen_by_d(spec, ada_p, jax.random.fold_in(rng, 2))(fake)  # ADA, as D's
     fake_logits, _ = _apply(spec.D, d_params, d_state, fake, labels, spec)
     loss = spec.loss.g_loss(fake_logits=fake_logits)
     return loss, {'g_state': new_g_state, 'metrics': {'loss/g': loss}}
@@ -392,14 +433,20 @@ def d_step(state: GANState, real: jax.Array, labels: Optional[jax.Array],
                if p.sweepable and hparams and p.key in hparams}
     grad_fn = jax.value_and_grad(d_loss_fn, has_aux=True)
     (_, aux), grads = grad_fn(state.d_params, state.d_state, real, fake, labels,
-                              reg_rng, spec=spec, weights=weights)
+                              reg_rng, spec=spec, weights=weights,
+                              ada_p=state.stats.get('ada_p'))
     updates, d_opt_state = spec.d_tx.update(grads, state.d_opt_state,
                                             state.d_params)
     updates = _scaled(updates, hparams, 'lr_d_scale')
     metrics = dict(aux['metrics'], **{'grad_norm/d': optax.tree.norm(grads)})
+    stats = state.stats
+    if spec.ada_target > 0:  # ADA's overfitting signal: the signs of D(real)
+        sign_sum, count = ada.accumulate(stats['ada_sign_sum'], stats['ada_count'],
+                                         aux['real_logits'])
+        stats = dict(stats, ada_sign_sum=sign_sum, ada_count=count)
     return state.replace(d_params=optax.apply_updates(state.d_params, updates),
-                         d_opt_state=d_opt_state,
-                         d_state=aux['d_state']), metrics
+                         d_opt_state=d_opt_state, d_state=aux['d_state'],
+                         stats=stats), metrics
 
 
 def g_step(state: GANState, labels: Optional[jax.Array], rng: PRNGKey, *,
@@ -413,7 +460,8 @@ def g_step(state: GANState, labels: Optional[jax.Array], rng: PRNGKey, *,
     grad_fn = jax.value_and_grad(g_loss_fn, has_aux=True)
     (_, aux), grads = grad_fn(state.g_params, state.g_state, state.d_params,
                               state.d_state, z, labels, aug_rng, spec=spec,
-                              d_opt_state=state.d_opt_state, real=real)
+                              d_opt_state=state.d_opt_state, real=real,
+                              ada_p=state.stats.get('ada_p'))
     updates, g_opt_state = spec.g_tx.update(grads, state.g_opt_state,
                                             state.g_params)
     updates = _scaled(updates, hparams, 'lr_g_scale')
@@ -442,9 +490,12 @@ def d_reg_step(state: GANState, real: jax.Array, labels: Optional[jax.Array],
     penalty_spec = dataclasses.replace(spec, compute_dtype='float32')
     weights = {k: hparams[k] for k in dict(spec.penalties) if hparams and k in hparams}
 
+    seen = _seen_by_d(spec, state.stats.get('ada_p'), jax.random.fold_in(reg_rng, 2))
+
     def loss_fn(d_params):
         def d_fn(x):
-            return _apply(spec.D, d_params, state.d_state, x, labels, penalty_spec)[0]
+            return _apply(spec.D, d_params, state.d_state, seen(x), labels,
+                          penalty_spec)[0]
         values = d_penalties(d_fn, real, fake, reg_rng, spec=spec, weights=weights)
         total = 0.0
         for penalty in regularizers.PENALTIES:
@@ -467,7 +518,8 @@ def g_reg_step(state: GANState, labels: Optional[jax.Array], rng: PRNGKey, *,
     """The lazy path-length update (StyleGAN2's 'Greg' phase): one G update on
     spec.g_reg_interval * pl_weight * the path-length penalty of
     batch_size // pl_batch_shrink fresh samples; moves stats['pl_mean'].
-    G must have `mapping` and `synthesis` methods (models/stylegan2.py).
+    G must have `sample_ws` (mapping and style mixing) and `synthesis`
+    methods (models/stylegan2.py); its statistics (w_avg) are not moved here.
 
     Returns:
       (the new state, {'reg/pl': the penalty, 'pl_mean': the new mean}).
@@ -480,7 +532,7 @@ def g_reg_step(state: GANState, labels: Optional[jax.Array], rng: PRNGKey, *,
 
     def loss_fn(g_params):
         ws, _ = _apply(spec.G, g_params, state.g_state, z, labels, spec,
-                       rng=map_rng, method='mapping')
+                       rng=map_rng, method='sample_ws')
 
         def synthesis(w):
             return _apply(spec.G, g_params, state.g_state, w, None, spec,
@@ -497,6 +549,20 @@ def g_reg_step(state: GANState, labels: Optional[jax.Array], rng: PRNGKey, *,
     return state.replace(g_params=optax.apply_updates(state.g_params, updates),
                          g_opt_state=g_opt_state, stats=stats), {
                              'reg/pl': penalty, 'pl_mean': new_mean}
+
+
+def _ada_adjust(stats: Dict[str, jax.Array], steps_done: jax.Array, images: int,
+                spec: UpdateSpec) -> Dict[str, jax.Array]:
+    """ADA's p update every spec.ada_interval steps (ada.update_p from the
+    signs of D(real) accumulated since the last one, which then restart);
+    `images` is the reals D saw per step."""
+    due = steps_done % spec.ada_interval == 0
+    p = ada.update_p(stats['ada_p'], stats['ada_sign_sum'], stats['ada_count'],
+                     target=spec.ada_target, batch_size=images,
+                     interval=spec.ada_interval, speed_kimg=spec.ada_kimg)
+    return dict(stats, ada_p=jnp.where(due, p, stats['ada_p']),
+                ada_sign_sum=jnp.where(due, 0.0, stats['ada_sign_sum']),
+                ada_count=jnp.where(due, 0, stats['ada_count']))
 
 
 def _every(interval: int, step: jax.Array, update, state: GANState) -> GANState:
@@ -574,6 +640,10 @@ def train_step(state: GANState, batch: Batch, *, spec: UpdateSpec,
                               hparams=hparams)
         per_update.append(m)
     d_metrics = jax.tree.map(lambda *v: jnp.mean(jnp.stack(v)), *per_update)
+    if spec.ada_target > 0:
+        new_state = new_state.replace(stats=_ada_adjust(new_state.stats, state.step + 1,
+                                                        reals.shape[0] * batch_size, spec))
+        d_metrics['ada/p'] = new_state.stats['ada_p']
     if spec.lazy_d_reg:
         # The lazy penalties on the last real batch; between their updates the
         # metrics report their last values (kept in stats).
