@@ -74,6 +74,39 @@ def apply_smoke(config):
             part.base_channels = 8
         if 'channels' in part:
             part.channels = tuple(8 for _ in part.channels)
+        if 'channel_base' in part:  # StyleGAN2: 16 channels at most
+            part.channel_base, part.channel_max = 256, 16
+        if 'w_dim' in part:
+            part.w_dim, part.mapping_layers = 32, 2
+    return config
+
+
+def stylegan2(config, dataset, *, num_steps, batch_size=32, image_size=0):
+    """StyleGAN2 (Karras et al. 2020) as stylegan2-ada trains it: the
+    non-saturating loss, Adam 2.5e-3 (0, 0.99), lazy R1 every 16 D steps, the
+    path-length penalty (weight 2) every 4 G steps with batch shrink 2, style
+    mixing 0.9, the generator EMA with a 10 kimg half-life and 5% ramp-up
+    (stylegan2-ada's 'auto' config); z and w 512-d."""
+    config.dataset = dataset
+    config.data.image_size = image_size
+    config.num_steps = num_steps
+    config.batch_size = batch_size
+    config.log_every = 100
+    set_model(config, 'stylegan2')
+    config.model.z_dim = 512
+    config.loss.name = 'non_saturating'
+    for net in ('g', 'd'):
+        config.opt[net].lr = 2.5e-3
+        config.opt[net].b1 = 0.0
+        config.opt[net].b2 = 0.99
+    config.reg.d_reg_interval = 16
+    config.reg.g_reg_interval = 4
+    config.reg.pl_weight = 2.0
+    config.reg.pl_decay = 0.01
+    config.reg.pl_batch_shrink = 2
+    config.ema.half_life_kimg = 10.0
+    config.ema.rampup = 0.05
+    config.ema.start_step = 0
     return config
 
 
