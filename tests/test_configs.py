@@ -24,8 +24,10 @@ def test_all_expected_configs_exist():
 
 
 # ResNets and 64-pixel networks: compilation alone takes 15-40 s each.
+# StyleGAN2: its two compiled branches (lazy penalties) take ~100 s.
 SLOW_CONFIGS = ('cifar10_sngan', 'cifar10_cond_sngan', 'cifar10_wgangp',
-                'celeba64_dcgan', 'celeba64_wgangp')
+                'celeba64_dcgan', 'celeba64_wgangp', 'digits_stylegan2',
+                'cifar10_stylegan2_ada', 'celeba64_stylegan2')
 
 
 @pytest.mark.parametrize('name', [
