@@ -21,6 +21,8 @@ flags.DEFINE_string('out', None, 'Output .npz path.')
 flags.DEFINE_integer('seed', 0, 'Latent seed.')
 flags.DEFINE_bool('raw', False, 'Sample the raw generator instead of its EMA.')
 flags.DEFINE_integer('member', None, 'Member of a sweep workdir (experiments/sweep.py).')
+flags.DEFINE_float('truncation', 1.0, 'Truncation psi (generators with a w_avg: '
+                   'stylegan2); 1 = none.')
 flags.mark_flags_as_required(['out'])
 
 
@@ -45,7 +47,8 @@ def main(workdir):
     params = state.g_params if FLAGS.raw else state.ema_params
     z = sampling.latents(FLAGS.seed, FLAGS.num, config.model.z_dim)
     labels = sampling.class_labels(G, FLAGS.num)  # None if unconditional
-    samples = sampling.sample(G, params, state.g_state, z, labels)
+    samples = sampling.sample(G, params, state.g_state, z, labels,
+                              truncation_psi=FLAGS.truncation)
     extra = {} if labels is None else {'labels': np.asarray(labels)}
     np.savez(FLAGS.out, samples=samples, **extra, step=int(state.step), seed=FLAGS.seed,
              ema=not FLAGS.raw)

@@ -26,8 +26,16 @@ def class_labels(G: nn.Module, num: int) -> Optional[jax.Array]:
 
 
 def _apply_inference(G: nn.Module, variables: PyTree, z: jax.Array,
-                     labels: Optional[jax.Array]) -> jax.Array:
-    return G.apply(variables, z, labels, train=False)
+                     labels: Optional[jax.Array],
+                     truncation: Optional[Tuple[float, Optional[int]]] = None
+                     ) -> jax.Array:
+    kwargs = {}
+    if truncation is not None:  # only generators with a w_avg take it
+        kwargs = dict(truncation_psi=truncation[0], truncation_cutoff=truncation[1])
+    out = G.apply(variables, z, labels, train=False, **kwargs)
+    # Images in [-1, 1] whatever G's last layer (StyleGAN2's is linear);
+    # 2-D points stay unscaled.
+    return jnp.clip(out, -1.0, 1.0) if out.ndim == 4 else out
 
 
 @functools.lru_cache(maxsize=None)
@@ -42,23 +50,26 @@ def _compiled_inference():
     when their fields are (models.build turns list fields into tuples). Built
     on first use, not at import: xla_options.jit asks for the default backend.
     """
-    return xla_options.jit(_apply_inference, static_argnums=0)
+    return xla_options.jit(_apply_inference, static_argnums=(0, 4))
 
 
-def _inference(G: nn.Module):
+def _inference(G: nn.Module, truncation=None):
     """G.apply(variables, z, labels, train=False), compiled once per G."""
     try:
         hash(G)
     except TypeError:
         # A field jit cannot hash (e.g. a list given directly to the module):
         # compile for this call only, as before the shared cache.
-        return xla_options.jit(functools.partial(_apply_inference, G))
-    return functools.partial(_compiled_inference(), G)
+        return xla_options.jit(functools.partial(_apply_inference, G,
+                                                 truncation=truncation))
+    compiled = _compiled_inference()
+    return lambda v, z, y: compiled(G, v, z, y, truncation)
 
 
 def sample(G: nn.Module, params: PyTree, g_state: Dict[str, PyTree],
            z: jax.Array, labels: Optional[jax.Array] = None, *,
-           batch_size: int = 1000, mesh: Optional[jax.sharding.Mesh] = None
+           batch_size: int = 1000, mesh: Optional[jax.sharding.Mesh] = None,
+           truncation_psi: float = 1.0, truncation_cutoff: Optional[int] = None
            ) -> np.ndarray:
     """Runs G in inference mode (batch norm uses its running statistics).
 
@@ -72,13 +83,18 @@ def sample(G: nn.Module, params: PyTree, g_state: Dict[str, PyTree],
       mesh: a one-process mesh with a 'data' axis: each chunk's latents are
         split over its devices (chunks whose size the device count does not
         divide run on one device). None: the default device.
+      truncation_psi, truncation_cutoff: the truncation trick of generators
+        with a w_avg (stylegan2): w = w_avg + psi (w - w_avg) in the first
+        `cutoff` layers (None: all); psi = 1 is no truncation.
     Returns:
       np.ndarray float32 [N, *out_shape]: images in [-1, 1] or 2-D points.
 
     G is traced and compiled once per (G, chunk shape, mesh, variables
     structure) in a process, not once per call (see `_compiled_inference`).
     """
-    apply = _inference(G)
+    truncation = (None if truncation_psi == 1.0 and truncation_cutoff is None
+                  else (float(truncation_psi), truncation_cutoff))
+    apply = _inference(G, truncation)
     variables = {'params': params, **g_state}
     split = None
     if mesh is not None and mesh.size > 1 and jax.process_count() == 1:

@@ -109,3 +109,18 @@ def test_sample_fn_rows_are_that_share_of_the_full_draw():
     full = fn(10, 3)
     np.testing.assert_allclose(fn(10, 3, rows=(4, 7)), full[4:7], atol=1e-6)
     assert fn(10, 3, rows=(0, 10)).shape == (10, 28, 28, 1)
+
+
+def test_truncation_psi_zero_gives_the_average_image_for_every_latent():
+    from gan_jax.models import stylegan2
+    G = stylegan2.Generator(out_shape=(8, 8, 1), channel_base=64, channel_max=8,
+                            w_dim=8, mapping_layers=1)
+    z = sampling.latents(0, 3, 8)
+    variables = dict(G.init(jax.random.PRNGKey(0), z, train=False))
+    params = variables.pop('params')
+    plain = sampling.sample(G, params, variables, z)
+    average = sampling.sample(G, params, variables, z, truncation_psi=0.0)
+    assert not np.allclose(plain[0], plain[1])
+    np.testing.assert_allclose(average[1:], np.broadcast_to(average[0], (2, 8, 8, 1)),
+                               atol=1e-6)
+    assert plain.min() >= -1 and plain.max() <= 1
