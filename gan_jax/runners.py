@@ -21,6 +21,7 @@ import ml_collections
 
 from gan_jax import checkpoint, data, parallel, sweep as sweep_lib
 from gan_jax import train
+from gan_jax.data import images
 from gan_jax.experiment import Prepared
 from gan_jax.state import GUARDED_METRICS, GANState
 
@@ -199,15 +200,24 @@ class SweepRunner:
             members=members) if config.steps_per_call > 1 else None)
         self.chunks = sweep.chunks()
         hparams = sweep_lib.member_hparams(config, sweep)
-        self._states = [sweep_lib.as_step_state(
-            jax.tree.map(lambda x: x[lo:hi], state), members) for lo, hi in self.chunks]
+        # Placed on the device here: a host (numpy) state would be copied
+        # implicitly inside the first call.
+        self._states = [sweep_lib.as_step_state(jax.device_put(
+            jax.tree.map(lambda x: x[lo:hi], state)), members)
+            for lo, hi in self.chunks]
         self._hparams = [{k: jnp.asarray(v[lo:hi]) for k, v in hparams.items()}
                          for lo, hi in self.chunks]
         # Batches go onto the device on the prefetch thread, ahead of the
-        # call that takes them (as a single run's do).
+        # call that takes them, and images travel as uint8 and are flipped
+        # and scaled there (as a single run's do, bit for bit the host's
+        # values): finishing K members' images on the host took 43 ms per
+        # step for 16 DCGAN members at batch 64 on the 2-core CPU, against
+        # 1.1 ms for their uint8 batches, more than an accelerator's step.
+        finish = (images.finish_on_device if prepared.info.kind == 'images'
+                  else (lambda b: b))
         self._streams = [data.prefetch(
-            (jax.device_put(b) for b in sweep_lib.member_batches(
-                config, sweep, lo, hi, self.step)), config.data.prefetch)
+            (finish(jax.device_put(b)) for b in sweep_lib.member_batches(
+                config, sweep, lo, hi, self.step, raw=True)), config.data.prefetch)
             for lo, hi in self.chunks]
         self._window = DispatchWindow()
         self._metrics: List[Any] = []

@@ -242,13 +242,17 @@ def choose_member_mode(spec: train.UpdateSpec, member_state: GANState,
 
 
 def member_batches(config: ml_collections.ConfigDict, sweep: Sweep, lo: int, hi: int,
-                   start_step: int) -> Iterator[Dict[str, np.ndarray]]:
+                   start_step: int, *, raw: bool = False
+                   ) -> Iterator[Dict[str, np.ndarray]]:
     """Batches of members lo..hi-1 from start_step: each member's own seed's
-    stream stacked on a leading axis, or the base config's stream when shared."""
+    stream stacked on a leading axis, or the base config's stream when shared.
+    `raw`: image batches as stored (uint8 and flip masks, see
+    data.host_batches), for `data.images.finish_on_device`."""
     if sweep.shared_data:
-        yield from data.host_batches(config, start_step=start_step)
+        yield from data.host_batches(config, start_step=start_step, raw=raw)
         return
-    streams = [data.host_batches(member_config(config, sweep, i), start_step=start_step)
+    streams = [data.host_batches(member_config(config, sweep, i), start_step=start_step,
+                                 raw=raw)
                for i in range(lo, hi)]
     while True:
         batches = [next(s) for s in streams]

@@ -1,0 +1,915 @@
+r"""One prepared check of gan_jax on an accelerator: step speed in float32 and
+bfloat16 beside PyTorch eager, the sweep speed-up, the loop's overhead,
+Inception throughput and compile times, in one command.
+
+  python scripts/accelerator_check.py --out DIR [--cpu] [--tiny]
+      [--parts step,torch,sweep,loop,inception,compile] [--steps 50]
+      [--time_budget_s 420] [--compilation_cache DIR]
+
+Writes DIR/accelerator_check.json (every number, the environment, the peaks
+assumed) and DIR/accelerator_check.md (the same as tables), rewritten after
+each part, so a run stopped early still leaves what it measured. Sized for
+<= 8 minutes on one GPU; --tiny shrinks every part (batch 4, K = 1 and 2, a
+few steps, narrow networks, plain XLA convolutions, XLA's optimisations off)
+so that all of them run in seconds per part on a CPU (the fast-tier test);
+--cpu forces JAX_PLATFORMS=cpu (and torch on the CPU).
+
+Parts:
+  step       the update step (n_critic = 1: one D update on real + fresh fakes,
+             one G update, the EMA; gan_jax.train.train_step) of DCGAN-32 and
+             ResNet-32 (SNGAN; StyleGAN2-32 once its config exists, see
+             STEP_MODELS) from their real configs (scripts/bench_step.py
+             `model_config`, built by gan_jax.experiment.build), at batch 64
+             and 256, in float32 and bfloat16 (model.compute_dtype), on
+             synthetic data (dataset 'synthetic', the in-memory uint8 path):
+             ms/step as throughput (N steps dispatched, one block at the end)
+             and latency (median of blocked steps), images/s (real images per
+             second: batch x n_critic / step), GFLOP/step from XLA's cost
+             analysis of the compiled step, achieved TFLOP/s and its share of
+             the device's dense peak (PEAK_TFLOPS; float32 rows are quoted
+             against TF32, which XLA uses for float32 convolutions and matrix
+             products on GPUs by default, and against plain FP32);
+  torch      the same networks and step in PyTorch eager on the same device
+             (scripts/torch_reference.py; CUDA with TF32 and cuDNN autotuning
+             as bench_step; bfloat16 = torch.autocast), where torch imports;
+  sweep      K = 1, 4, 16 members of toy_ring and DCGAN-32 (batch 64) in one
+             compiled sweep step (gan_jax.sweep.make_sweep_step, member mode
+             as a sweep run picks it: 'vmap' off CPU; --tiny: 'vmap') against
+             K sequential single runs (K x the single step's throughput
+             time): the speed-up;
+  loop       the full driver (gan_jax.loop.run: data on its prefetch thread,
+             dispatch window, logs, two checkpoints, two sample figures),
+             steps/s between its first and last log line, against the bare
+             step: DCGAN-32 on the synthetic dataset (uint8 to the device), and
+             toy_ring at 1 and 10 steps per compiled call (config.steps_per_call);
+  inception  FID Inception (gan_jax.metrics.inception.FeatureExtractor, random
+             weights) features of 32x32 images: images/s at batch 50 (the
+             default) and 500;
+  compile    the lowering and compile seconds of every program above.
+
+It needs jax, flax, optax, orbax-checkpoint, ml_collections, numpy (torch,
+tqdm, tensorboardX and pillow for their parts) and neither TensorFlow nor
+tensorflow-datasets: nothing it runs imports them, and the JSON records that.
+A part that fails records its error and the others still run; the exit status
+is 1 when any part or row failed (skipped rows, e.g. torch missing, do not).
+"""
+import argparse
+import contextlib
+import datetime
+import importlib
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+for _path in (ROOT, HERE):  # experiments.configs; sibling scripts
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+PARTS = ('step', 'torch', 'sweep', 'loop', 'inception', 'compile')
+JSON_FILE = 'accelerator_check.json'
+MARKDOWN_FILE = 'accelerator_check.md'
+
+# Networks of the step and torch parts: (name, label, source). A source that
+# is a key of bench_step.MODELS is built by bench_step.model_config; any other
+# is an experiments/configs module, used once it exists. StyleGAN2-32 joins
+# here when experiments/configs/cifar10_stylegan2.py and its model family do
+# (until then its rows say 'not available').
+STEP_MODELS = (
+    ('dcgan32', 'DCGAN-32', 'dcgan32'),
+    ('resnet32', 'ResNet-32 (SNGAN)', 'resnet32'),
+    ('stylegan2_32', 'StyleGAN2-32', 'cifar10_stylegan2'),
+)
+DTYPES = ('float32', 'bfloat16')
+# Dense peaks in TFLOP/s (no sparsity), by a substring of jax's device_kind.
+# 'tf32' is the rate of float32 convolutions and matrix products computed in
+# TF32, XLA's default for float32 on these GPUs.
+PEAK_TFLOPS = {
+    'H200': {'bfloat16': 989.0, 'tf32': 495.0, 'float32': 67.0},
+    'H100': {'bfloat16': 989.0, 'tf32': 495.0, 'float32': 67.0},  # SXM
+}
+
+
+def sizes(tiny: bool) -> Dict[str, Any]:
+    """Every size the parts use, full or --tiny."""
+    if tiny:
+        return dict(batches=(4,), members=(1, 2), steps=3, latency_steps=2,
+                    sweep_batch=4, loop_steps=12, loop_batch=4,
+                    toy_loop_steps=12, toy_steps_per_call=2,
+                    inception_batches=(2,), inception_images=4)
+    return dict(batches=(64, 256), members=(1, 4, 16), steps=50, latency_steps=20,
+                sweep_batch=64, loop_steps=300, loop_batch=64,
+                toy_loop_steps=3000, toy_steps_per_call=10,
+                inception_batches=(50, 500), inception_images=5000)
+
+
+# --------------------------------------------------------------------------- #
+# Configs.                                                                     #
+# --------------------------------------------------------------------------- #
+def base_config(source: str, tiny: bool):
+    """The config of a STEP_MODELS source (n_critic 1, no evaluations), or
+    None when it does not exist yet."""
+    import bench_step
+    if source in bench_step.MODELS:
+        config = bench_step.model_config(source, n_critic=1)
+    else:
+        if importlib.util.find_spec(f'experiments.configs.{source}') is None:
+            return None
+        config = importlib.import_module(
+            f'experiments.configs.{source}').get_config('noeval')
+        config.n_critic = 1
+    return adapt(config, tiny)
+
+
+def adapt(config, tiny: bool, *, batch: Optional[int] = None,
+          dtype: str = 'float32'):
+    """`config` on the synthetic dataset (same image shape), no evaluations,
+    the given batch and compute dtype; --tiny: the config's smoke sizes
+    (narrow networks), batch 4."""
+    from experiments.configs import common
+
+    from gan_jax import data
+    config = config.copy_and_resolve_references()
+    info = data.get_info(config)
+    if info.kind == 'images':
+        config.dataset = 'synthetic'
+        config.data.synthetic_shape = tuple(info.shape)
+    config.evals = {}
+    config.best_metric = ''
+    config.eval_every = 0
+    config.progress = False
+    if tiny:
+        common.apply_smoke(config)
+        config.batch_size = 4
+        # Plain XLA convolutions, as 'auto' picks off CPU: the GPU's
+        # programs, and half the CPU compile time of the CPU forms.
+        for part in ('g', 'd'):
+            for key in list(config.model[part].keys()):
+                if key.endswith('_impl'):
+                    config.model[part][key] = 'xla'
+    if batch is not None:
+        config.batch_size = batch
+    config.model.compute_dtype = dtype
+    return config
+
+
+def config_key(config) -> str:
+    """What the update step compiles from: the config without the keys that
+    only schedule the loop (config.RESUMABLE_KEYS: num_steps, log_every, ...)."""
+    from gan_jax import config as config_lib
+    flat = config_lib.flatten(config.to_dict())
+    resumable = config_lib.RESUMABLE_KEYS
+    kept = {k: v for k, v in flat.items()
+            if not any(k == r or k.startswith(r + '.') for r in resumable)}
+    return json.dumps(kept, sort_keys=True, default=str)
+
+
+# --------------------------------------------------------------------------- #
+# Timing.                                                                      #
+# --------------------------------------------------------------------------- #
+def program_flops(compiled) -> Optional[float]:
+    """FLOPs of a compiled XLA program by its cost analysis (a dict, or a
+    list with one dict per program in some jax versions), or None."""
+    try:
+        analysis = compiled.cost_analysis()
+    except Exception:  # some backends have no cost model
+        return None
+    if isinstance(analysis, (list, tuple)):
+        analysis = analysis[0] if analysis else {}
+    flops = (analysis or {}).get('flops')
+    return float(flops) if flops else None
+
+
+def time_jax(call: Callable[[Any], Tuple[Any, Any]], state: Any, steps: int,
+             latency_steps: int) -> Tuple[Any, Dict[str, float]]:
+    """Times `state, metrics = call(state)` (a donating step: always rebind).
+
+    Returns:
+      (the last state, {'ms': throughput ms/step (steps dispatched back to
+      back, one block at the end), 'latency_ms': median of latency_steps
+      steps each blocked, 'spread_ms': half their interquartile range}).
+    """
+    import jax
+    import numpy as np
+    for _ in range(2):
+        state, _ = call(state)
+    jax.block_until_ready(state)
+    start = time.perf_counter()
+    for _ in range(steps):
+        state, _ = call(state)
+    jax.block_until_ready(state)
+    ms = 1e3 * (time.perf_counter() - start) / steps
+    times = []
+    for _ in range(latency_steps):
+        start = time.perf_counter()
+        state, _ = call(state)
+        jax.block_until_ready(state)
+        times.append(1e3 * (time.perf_counter() - start))
+    q25, q50, q75 = np.percentile(times, [25, 50, 75])
+    return state, {'ms': ms, 'latency_ms': float(q50),
+                   'spread_ms': float(q75 - q25) / 2}
+
+
+class Programs:
+    """Compiled update steps, one per config (the step, sweep and loop parts
+    share them), and the compile record of every program of the check."""
+
+    def __init__(self):
+        self.records: List[Dict[str, Any]] = []
+        self._steps: Dict[str, Dict[str, Any]] = {}
+
+    def compile(self, part: str, name: str, jitted, *args) -> Any:
+        start = time.perf_counter()
+        lowered = jitted.lower(*args)
+        lowered_at = time.perf_counter()
+        compiled = lowered.compile()
+        compile_s = time.perf_counter() - lowered_at
+        try:  # float64 has no place on an accelerator (see docs/performance.md)
+            float64 = 'f64' in compiled.as_text()
+        except Exception:
+            float64 = None
+        self.records.append({'part': part, 'program': name,
+                             'lower_s': lowered_at - start, 'compile_s': compile_s,
+                             'float64': float64})
+        return compiled
+
+    def step(self, part: str, name: str, config) -> Dict[str, Any]:
+        """{'compiled', 'state', 'batch', 'flops', 'info'} of the single-run
+        update step of `config`, placed as loop.run places it (state
+        replicated, batch split over a one-device mesh), on a batch of the
+        config's own dataset."""
+        key = config_key(config)
+        if key not in self._steps:
+            import jax
+            import numpy as np
+
+            from gan_jax import data, experiment, parallel, train
+            info, _, _, spec, state = experiment.build(config)
+            mesh = parallel.make_mesh(num_devices=1)
+            replicated = parallel.replicated(mesh)
+            split = parallel.batch_sharding(mesh)
+            state = jax.device_put(jax.tree.map(np.asarray, state), replicated)
+            batch = jax.device_put(next(data.host_batches(config)), split)
+            jitted = train.make_train_step(spec, state_sharding=replicated,
+                                           batch_sharding=split)
+            compiled = self.compile(part, name, jitted, state, batch)
+            self._steps[key] = dict(compiled=compiled, state=state, batch=batch,
+                                    flops=program_flops(compiled), info=info)
+        return self._steps[key]
+
+    def time_step(self, part: str, name: str, config, steps: int,
+                  latency_steps: int) -> Tuple[Dict[str, Any], Dict[str, float]]:
+        entry = self.step(part, name, config)
+        compiled, batch = entry['compiled'], entry['batch']
+        entry['state'], timing = time_jax(lambda s: compiled(s, batch),
+                                          entry['state'], steps, latency_steps)
+        return entry, timing
+
+
+def peaks(device_kind: str) -> Optional[Dict[str, float]]:
+    for name, values in PEAK_TFLOPS.items():
+        if name.lower() in device_kind.lower():
+            return dict(values)
+    return None
+
+
+def with_rates(row: Dict[str, Any], flops: Optional[float], ms: float,
+               dtype: str, peak: Optional[Dict[str, float]], prefix: str = '') -> None:
+    """Adds achieved TFLOP/s and its share of the peak(s) to `row`."""
+    if not flops or not ms:
+        return
+    tflops = flops / (ms / 1e3) / 1e12
+    row[prefix + 'tflops'] = tflops
+    if peak is None:
+        return
+    names = ('bfloat16',) if dtype == 'bfloat16' else ('tf32', 'float32')
+    for name in names:
+        row[f'{prefix}share_of_{name}_peak'] = tflops / peak[name]
+
+
+# --------------------------------------------------------------------------- #
+# Parts.                                                                       #
+# --------------------------------------------------------------------------- #
+class Budget:
+    """Rows start only while time is left, so the files come out in time."""
+
+    def __init__(self, seconds: float):
+        self.deadline = time.perf_counter() + seconds
+
+    def left(self) -> bool:
+        return time.perf_counter() < self.deadline
+
+
+SKIPPED_BUDGET = 'skipped: time budget spent'
+
+
+def unavailable(source: str) -> str:
+    return f'not available (no experiments/configs/{source}.py)'
+
+
+def step_rows(args, programs: Programs, budget: Budget, peak) -> List[Dict[str, Any]]:
+    size = sizes(args.tiny)
+    rows = []
+    for name, label, source in STEP_MODELS:
+        base = base_config(source, args.tiny)
+        for batch in size['batches']:
+            for dtype in DTYPES:
+                row = {'model': name, 'label': label, 'batch': batch, 'dtype': dtype}
+                rows.append(row)
+                if base is None:
+                    row['status'] = unavailable(source)
+                    continue
+                if not budget.left():
+                    row['status'] = SKIPPED_BUDGET
+                    continue
+                try:
+                    config = adapt(base, args.tiny, batch=batch, dtype=dtype)
+                    entry, timing = programs.time_step(
+                        'step', f'{name} b{batch} {dtype}', config, size['steps'],
+                        size['latency_steps'])
+                    row.update(timing, status='ok', n_critic=config.n_critic,
+                               images_per_s=batch * config.n_critic
+                               / (timing['ms'] / 1e3),
+                               gflops_per_step=(entry['flops'] or 0) / 1e9 or None)
+                    with_rates(row, entry['flops'], timing['ms'], dtype, peak)
+                except Exception as e:  # recorded; the other rows still run
+                    row.update(status='error', error=f'{type(e).__name__}: {e}',
+                               traceback=traceback.format_exc())
+    return rows
+
+
+def torch_rows(args, budget: Budget, peak, step_results) -> Dict[str, Any]:
+    size = sizes(args.tiny)
+    try:
+        import torch
+        import torch_reference
+    except ImportError as e:
+        return {'status': f'skipped: torch not importable ({e})', 'rows': []}
+    use_cuda = torch.cuda.is_available() and not args.cpu
+    device = torch.device('cuda' if use_cuda else 'cpu')
+    sync = torch.cuda.synchronize if use_cuda else (lambda: None)
+    if use_cuda:
+        # As XLA on GPU by default, and as bench_step: TF32 in float32
+        # convolutions and matrix products, cuDNN algorithms autotuned (in
+        # the warm-up steps).
+        torch.set_float32_matmul_precision('high')
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    else:
+        # --tiny on a shared CPU: one thread (OpenMP threads wait on each
+        # other at every op when the cores are busy elsewhere).
+        torch.set_num_threads(1 if args.tiny else (os.cpu_count() or 1))
+    jax_rows = {(r['model'], r['batch'], r['dtype']): r for r in step_results or []}
+    rows = []
+    for name, label, source in STEP_MODELS:
+        base = base_config(source, args.tiny)
+        for batch in size['batches']:
+            for dtype in DTYPES:
+                row = {'model': name, 'label': label, 'batch': batch, 'dtype': dtype}
+                rows.append(row)
+                if base is None:
+                    row['status'] = unavailable(source)
+                    continue
+                if not budget.left():
+                    row['status'] = SKIPPED_BUDGET
+                    continue
+                try:
+                    from gan_jax import data
+                    config = adapt(base, args.tiny, batch=batch, dtype=dtype)
+                    shape = tuple(data.get_info(config).shape)
+                    torch.manual_seed(0)
+                    step, _, _ = torch_reference.make_step(config, shape, device)
+                    chw = (shape[2], shape[0], shape[1]) if len(shape) == 3 else shape
+                    reals = torch.rand((config.n_critic, batch) + chw,
+                                       device=device) * 2 - 1
+                    autocast = (torch.autocast(device.type, dtype=torch.bfloat16)
+                                if dtype == 'bfloat16' else contextlib.nullcontext())
+
+                    def call():
+                        with autocast:
+                            step(reals)
+                    for _ in range(2):
+                        call()
+                    sync()
+                    start = time.perf_counter()
+                    for _ in range(size['steps']):
+                        call()
+                    sync()
+                    ms = 1e3 * (time.perf_counter() - start) / size['steps']
+                    times = []
+                    for _ in range(size['latency_steps']):
+                        start = time.perf_counter()
+                        call()
+                        sync()
+                        times.append(1e3 * (time.perf_counter() - start))
+                    row.update(status='ok', ms=ms, latency_ms=statistics.median(times),
+                               images_per_s=batch * config.n_critic / (ms / 1e3),
+                               device=str(device))
+                    jax_row = jax_rows.get((name, batch, dtype), {})
+                    if jax_row.get('status') == 'ok':
+                        row['jax_over_torch'] = jax_row['ms'] / ms
+                        flops = (jax_row.get('gflops_per_step') or 0) * 1e9
+                        with_rates(row, flops, ms, dtype, peak)
+                except NotImplementedError as e:
+                    row.update(status=f'skipped: {e}')
+                except Exception as e:
+                    row.update(status='error', error=f'{type(e).__name__}: {e}',
+                               traceback=traceback.format_exc())
+    return {'status': 'ok', 'device': str(device), 'torch': torch.__version__,
+            'rows': rows}
+
+
+def sweep_rows(args, programs: Programs, budget: Budget) -> List[Dict[str, Any]]:
+    import jax
+    import jax.numpy as jnp
+
+    from gan_jax import data, experiment, sweep as sweep_lib
+    from experiments.configs import toy_ring
+    size = sizes(args.tiny)
+    configs = [('toy_ring', adapt(toy_ring.get_config(), args.tiny)),
+               ('dcgan32', adapt(base_config('dcgan32', args.tiny), args.tiny,
+                                 batch=size['sweep_batch']))]
+    rows = []
+    for name, config in configs:
+        single = None
+        for count in size['members']:
+            row = {'config': name, 'batch': config.batch_size, 'members': count}
+            rows.append(row)
+            if not budget.left():
+                row['status'] = SKIPPED_BUDGET
+                continue
+            try:
+                if single is None:
+                    _, single = programs.time_step('sweep', f'{name} single run',
+                                                   config, size['steps'],
+                                                   size['latency_steps'])
+                sweep = sweep_lib.Sweep.build(seeds=count)
+                _, _, _, spec, stacked = experiment.initial_state(config, sweep)
+                if args.tiny:
+                    # The accelerator's mode (what 'auto' picks off CPU), and
+                    # one program per K instead of K members written out.
+                    mode = 'vmap'
+                else:
+                    mode = sweep_lib.choose_member_mode(
+                        spec, sweep_lib.member_of(stacked, 0),
+                        next(data.host_batches(config)))
+                state = sweep_lib.as_step_state(jax.device_put(stacked), mode)
+                batch = jax.device_put(next(sweep_lib.member_batches(
+                    config, sweep, 0, count, 0)))
+                hparams = {k: jnp.asarray(v) for k, v in
+                           sweep_lib.member_hparams(config, sweep).items()}
+                jitted = sweep_lib.make_sweep_step(spec, shared_data=False,
+                                                   members=mode)
+                compiled = programs.compile('sweep', f'{name} K={count} {mode}',
+                                            jitted, state, batch, hparams)
+                _, timing = time_jax(lambda s: compiled(s, batch, hparams), state,
+                                     size['steps'], size['latency_steps'])
+                sequential_ms = count * single['ms']
+                row.update(status='ok', mode=mode, sweep_ms=timing['ms'],
+                           single_ms=single['ms'], sequential_ms=sequential_ms,
+                           speedup=sequential_ms / timing['ms'],
+                           member_steps_per_s=count / (timing['ms'] / 1e3))
+            except Exception as e:
+                row.update(status='error', error=f'{type(e).__name__}: {e}',
+                           traceback=traceback.format_exc())
+    return rows
+
+
+def loop_seconds_per_step(workdir: str) -> Tuple[float, int]:
+    """(seconds per step between the first and the last metrics.jsonl
+    line, steps between them); compile and start-up fall before the first."""
+    path = os.path.join(workdir, 'metrics.jsonl')
+    with open(path) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    if len(records) < 2:
+        raise RuntimeError(f'{path} has {len(records)} line(s); need 2 to time '
+                           'the loop')
+    first, last = records[0], records[-1]
+    steps = last['step'] - first['step']
+    return (last['perf/wall_s'] - first['perf/wall_s']) / steps, steps
+
+
+def loop_configs(tiny: bool):
+    """(name, config) of each loop row: DCGAN-32 on the synthetic dataset,
+    and toy_ring (a step that a GPU runs in well under a millisecond, so the
+    per-call cost shows) at one and at several steps per compiled call. Log
+    every 1/6 of the steps, a checkpoint and a sample figure at the middle
+    and the end."""
+    from experiments.configs import toy_ring
+    size = sizes(tiny)
+    dcgan = adapt(base_config('dcgan32', tiny), tiny, batch=size['loop_batch'])
+    toy = adapt(toy_ring.get_config(), tiny)
+    rows = [('dcgan32', dcgan, size['loop_steps'], 1)]
+    rows += [('toy_ring', toy, size['toy_loop_steps'], k)
+             for k in (1, size['toy_steps_per_call'])]
+    out = []
+    for name, config, steps, per_call in rows:
+        config = config.copy_and_resolve_references()
+        config.num_steps = steps
+        config.log_every = steps // 6
+        config.checkpoint_every = config.sample_every = steps // 2
+        config.steps_per_call = per_call
+        out.append((name, config))
+    return out
+
+
+def loop_rows(args, programs: Programs, budget: Budget) -> List[Dict[str, Any]]:
+    from gan_jax import loop
+    size = sizes(args.tiny)
+    rows = []
+    for name, config in loop_configs(args.tiny):
+        row = {'config': name, 'dataset': config.dataset, 'batch': config.batch_size,
+               'steps': config.num_steps, 'steps_per_call': config.steps_per_call,
+               'log_every': config.log_every,
+               'checkpoint_every': config.checkpoint_every,
+               'sample_every': config.sample_every}
+        rows.append(row)
+        if not budget.left():
+            row['status'] = SKIPPED_BUDGET
+            continue
+        try:
+            # One compiled call per step, as loop.run at steps_per_call 1 (it
+            # loads this program from the compilation cache).
+            _, bare = programs.time_step('loop', f'{name} bare step', config,
+                                         size['steps'], size['latency_steps'])
+            with tempfile.TemporaryDirectory() as tmp:
+                workdir = os.path.join(tmp, 'run')
+                start = time.perf_counter()
+                failure = None
+                try:
+                    loop.run(config, workdir)
+                except Exception as e:  # e.g. a sample figure without pillow:
+                    failure = e          # the log lines written still time it
+                total_s = time.perf_counter() - start
+                per_step, timed_steps = loop_seconds_per_step(workdir)
+            row.update(status='ok' if failure is None else 'error',
+                       loop_ms=1e3 * per_step, loop_steps_per_s=1 / per_step,
+                       timed_steps=timed_steps, loop_total_s=total_s,
+                       bare_ms=bare['ms'], bare_latency_ms=bare['latency_ms'],
+                       bare_steps_per_s=1e3 / bare['ms'],
+                       overhead_vs_throughput=1e3 * per_step / bare['ms'] - 1,
+                       overhead_vs_latency=1e3 * per_step / bare['latency_ms'] - 1)
+            if failure is not None:
+                row['error'] = f'loop.run: {type(failure).__name__}: {failure}'
+        except Exception as e:
+            row.update(status='error', error=f'{type(e).__name__}: {e}',
+                       traceback=traceback.format_exc())
+    return rows
+
+
+def random_inception_variables(seed: int = 0):
+    """InceptionV3 variables with He-scaled kernels and batch-norm statistics
+    near the identity (activations stay O(1); as tests/test_inception.py)."""
+    import numpy as np
+    from flax import traverse_util
+
+    from gan_jax.metrics import inception
+    rng = np.random.default_rng(seed)
+    flat = {}
+    for key, shape in inception.expected_shapes().items():
+        leaf = key.rsplit('/', 1)[1]
+        if leaf == 'kernel':
+            value = rng.standard_normal(shape, np.float32) * np.sqrt(
+                2.0 / int(np.prod(shape[:-1])))
+        elif leaf in ('scale', 'var'):
+            value = 0.8 + 0.4 * rng.random(shape, np.float32)
+        else:
+            value = rng.standard_normal(shape, np.float32) * 0.1
+        flat[key] = value.astype(np.float32)
+    return traverse_util.unflatten_dict(flat, sep='/')
+
+
+def inception_rows(args, programs: Programs, budget: Budget) -> List[Dict[str, Any]]:
+    import numpy as np
+
+    from gan_jax.metrics import inception
+    size = sizes(args.tiny)
+    variables = random_inception_variables()
+    num = size['inception_images']
+    images = np.random.default_rng(0).uniform(-1, 1, (num, 32, 32, 3)).astype(
+        np.float32)
+    rows = []
+    for batch in size['inception_batches']:
+        row = {'batch': batch, 'images': num, 'image_shape': [32, 32, 3]}
+        rows.append(row)
+        if not budget.left():
+            row['status'] = SKIPPED_BUDGET
+            continue
+        try:
+            extractor = inception.FeatureExtractor(variables, batch_size=batch)
+            start = time.perf_counter()
+            extractor(images[:extractor.batch_size])  # compiles
+            first_s = time.perf_counter() - start
+            start = time.perf_counter()
+            features = extractor(images)
+            seconds = time.perf_counter() - start
+            if features['pool'].shape != (num, inception.POOL_DIM):
+                raise RuntimeError(f'pool features of shape {features["pool"].shape}')
+            batch_s = seconds * extractor.batch_size / num
+            # The first call compiled and ran one batch.
+            programs.records.append({'part': 'inception',
+                                     'program': f'inception b{extractor.batch_size}',
+                                     'lower_s': None,
+                                     'compile_s': max(first_s - batch_s, 0.0),
+                                     'float64': None})
+            row.update(status='ok', images_per_s=num / seconds, seconds=seconds,
+                       batch_rounded=extractor.batch_size)
+        except Exception as e:
+            row.update(status='error', error=f'{type(e).__name__}: {e}',
+                       traceback=traceback.format_exc())
+    return rows
+
+
+# --------------------------------------------------------------------------- #
+# Environment, output.                                                         #
+# --------------------------------------------------------------------------- #
+OPTIONAL_MODULES = ('torch', 'ml_collections', 'tqdm', 'tensorboardX', 'PIL',
+                    'tensorflow', 'tensorflow_datasets')
+
+
+def environment(args) -> Dict[str, Any]:
+    import jax
+    device = jax.devices()[0]
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next((line.split(':', 1)[1].strip() for line in f
+                        if line.startswith('model name')), cpu)
+    except OSError:
+        pass
+    found = {}
+    for name in OPTIONAL_MODULES:
+        try:
+            found[name] = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found[name] = False
+    return {'date': datetime.datetime.now().isoformat(timespec='seconds'),
+            'command': ' '.join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+            'platform': device.platform, 'device_kind': device.device_kind,
+            'device_count': jax.device_count(), 'cpu': cpu,
+            'cpu_cores': os.cpu_count(), 'python': platform.python_version(),
+            'jax': jax.__version__, 'tiny': args.tiny,
+            'xla_flags': os.environ.get('XLA_FLAGS', ''),
+            'mem_fraction': os.environ.get('XLA_PYTHON_CLIENT_MEM_FRACTION', ''),
+            'modules_installed': found}
+
+
+def _f(value, spec='.2f', missing='–'):
+    return missing if value is None else format(value, spec)
+
+
+def _row(*cells) -> str:
+    return '| ' + ' | '.join(str(c) for c in cells) + ' |'
+
+
+def _pct(value):
+    return '–' if value is None else f'{100 * value:.1f}%'
+
+
+def markdown(result: Dict[str, Any]) -> str:
+    env = result['environment']
+    peak = result['peak_tflops']
+    lines = ['# Accelerator check', '',
+             f"`{env['command']}` on {env['date']}: {env['device_kind']} "
+             f"({env['platform']}, {env['device_count']} device(s)); CPU "
+             f"{env['cpu']}, {env['cpu_cores']} cores; Python {env['python']}, "
+             f"jax {env['jax']}" + (', --tiny sizes (not a measurement)'
+                                    if env['tiny'] else '') + '.',
+             '',
+             'Peak assumed: ' + ('unknown (no entry for this device in '
+                                 'PEAK_TFLOPS; CPU: peak unknown)' if peak is None
+                                 else f"dense bf16 {peak['bfloat16']:g}, TF32 "
+                                 f"{peak['tf32']:g}, FP32 {peak['float32']:g} "
+                                 'TFLOP/s (float32 rows against TF32 and FP32)') + '.',
+             f"TensorFlow imported: {result['tensorflow_imported']}; "
+             f"tensorflow_datasets imported: {result['tensorflow_datasets_imported']}.",
+             '']
+    parts = result['parts']
+
+    def header(name, title):
+        lines.extend([f'## {title}', ''])
+        part = parts.get(name)
+        if part is None:
+            lines.extend(['not run (--parts)', ''])
+            return None
+        if 'error' in part:
+            lines.extend([f"failed: {part['error']}", ''])
+            return None
+        return part
+
+    part = header('step', 'Update step (JAX)')
+    if part is not None:
+        lines += ['| model | batch | dtype | ms/step | latency ms | images/s | '
+                  'GFLOP/step | TFLOP/s | share of peak | status |',
+                  '|---|---|---|---|---|---|---|---|---|---|']
+        for r in part['rows']:
+            if peak is None:
+                share = '–'
+            elif r['dtype'] == 'bfloat16':
+                share = _pct(r.get('share_of_bfloat16_peak'))
+            else:
+                share = (f"{_pct(r.get('share_of_tf32_peak'))} TF32, "
+                         f"{_pct(r.get('share_of_float32_peak'))} FP32")
+            lines.append(
+                f"| {r['label']} | {r['batch']} | {r['dtype']} | {_f(r.get('ms'))} | "
+                f"{_f(r.get('latency_ms'))} | {_f(r.get('images_per_s'), '.0f')} | "
+                f"{_f(r.get('gflops_per_step'))} | {_f(r.get('tflops'), '.3f')} | "
+                f"{share} | {r['status']} |")
+        lines += ['', 'ms/step: N steps dispatched back to back, one block at the '
+                  'end; latency: median of steps each blocked. A step: one D '
+                  'update (real + fresh fakes), one G update, the EMA. images/s: '
+                  'real images per second. FLOPs: XLA cost analysis.', '']
+    part = header('torch', 'Update step (PyTorch eager, same networks and step)')
+    if part is not None:
+        where = (f" (torch {part.get('torch')} on {part.get('device')})"
+                 if part['rows'] else '')
+        lines += [f"{part['status']}{where}", '']
+        if part['rows']:
+            lines += ['| model | batch | dtype | ms/step | latency ms | images/s | '
+                      'jax/torch | TFLOP/s (JAX count) | status |',
+                      '|---|---|---|---|---|---|---|---|---|']
+            for r in part['rows']:
+                lines.append(_row(
+                    r['label'], r['batch'], r['dtype'], _f(r.get('ms')),
+                    _f(r.get('latency_ms')), _f(r.get('images_per_s'), '.0f'),
+                    _f(r.get('jax_over_torch')), _f(r.get('tflops'), '.3f'),
+                    r['status']))
+            lines += ['', 'bfloat16: torch.autocast. jax/torch < 1: JAX faster.', '']
+    part = header('sweep', 'Sweep speed-up (K members in one program against K '
+                           'sequential runs)')
+    if part is not None:
+        lines += ['| config | batch | K | mode | sweep ms/step | single ms/step | '
+                  'K sequential ms | speed-up | member-steps/s | status |',
+                  '|---|---|---|---|---|---|---|---|---|---|']
+        for r in part['rows']:
+            lines.append(_row(
+                r['config'], r['batch'], r['members'], r.get('mode', '–'),
+                _f(r.get('sweep_ms')), _f(r.get('single_ms')),
+                _f(r.get('sequential_ms')), _f(r.get('speedup')),
+                _f(r.get('member_steps_per_s'), '.0f'), r['status']))
+        lines += ['', 'K sequential = K x the single run\'s step (throughput); '
+                  'speed-up = that / the sweep step.', '']
+    part = header('loop', 'Loop overhead (loop.run on the synthetic dataset)')
+    if part is not None:
+        lines += ['| config | batch | steps | steps per call | loop ms/step | '
+                  'loop steps/s | bare ms/step | bare latency ms | overhead vs bare '
+                  '| vs latency | status |',
+                  '|---|---|---|---|---|---|---|---|---|---|---|']
+        for r in part['rows']:
+            lines.append(_row(
+                f"{r['config']} ({r['dataset']})", r['batch'], r['steps'],
+                r['steps_per_call'], _f(r.get('loop_ms')),
+                _f(r.get('loop_steps_per_s'), '.1f'), _f(r.get('bare_ms')),
+                _f(r.get('bare_latency_ms')), _pct(r.get('overhead_vs_throughput')),
+                _pct(r.get('overhead_vs_latency')), r['status']))
+        lines += ['', 'Timed between the first and last log line; log every 1/6 '
+                  'of the steps, a checkpoint and a sample figure at the middle '
+                  'and the end. bare: one compiled call per step on one batch.', '']
+    part = header('inception', 'Inception features (random weights, 32x32 inputs '
+                               'resized to 299)')
+    if part is not None:
+        lines += ['| batch | images | images/s | status |', '|---|---|---|---|']
+        for r in part['rows']:
+            lines.append(f"| {r.get('batch_rounded', r['batch'])} | {r['images']} | "
+                         f"{_f(r.get('images_per_s'), '.0f')} | {r['status']} |")
+        lines.append('')
+    part = header('compile', 'Compile times')
+    if part is not None:
+        lines += ['| part | program | lower s | compile s | float64 ops |',
+                  '|---|---|---|---|---|']
+        for r in part['rows']:
+            f64 = {True: 'yes', False: 'none', None: '–'}[r.get('float64')]
+            lines.append(f"| {r['part']} | {r['program']} | {_f(r['lower_s'])} | "
+                         f"{_f(r['compile_s'])} | {f64} |")
+        lines += ['', 'inception: first call minus one batch (the extractor compiles '
+                  'inside its call). float64 ops: whether the compiled program '
+                  "holds any ('f64' in its optimised HLO).", '']
+    for name, part in parts.items():
+        for r in part.get('rows', []) if isinstance(part, dict) else []:
+            if r.get('status') == 'error':
+                lines.append(f"- {name} {r.get('model') or r.get('config') or ''} "
+                             f"{r.get('batch', '')}: {r.get('error')}")
+    return '\n'.join(lines).rstrip() + '\n'
+
+
+def failed(result: Dict[str, Any]) -> List[str]:
+    """'part: error' for every failed part or row."""
+    out = []
+    for name, part in result['parts'].items():
+        if 'error' in part:
+            out.append(f"{name}: {part['error']}")
+        for r in part.get('rows', []):
+            if r.get('status') == 'error':
+                out.append(f"{name}: {r.get('error')}")
+    return out
+
+
+def write(out: str, result: Dict[str, Any]) -> None:
+    result['tensorflow_imported'] = 'tensorflow' in sys.modules
+    result['tensorflow_datasets_imported'] = 'tensorflow_datasets' in sys.modules
+    for name, text in ((JSON_FILE, json.dumps(result, indent=2, default=str)),
+                       (MARKDOWN_FILE, markdown(result))):
+        path = os.path.join(out, name)
+        with open(path + '.tmp', 'w') as f:
+            f.write(text)
+        os.replace(path + '.tmp', path)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--out', required=True, help='folder for the two files')
+    parser.add_argument('--cpu', action='store_true',
+                        help='JAX_PLATFORMS=cpu, torch on the CPU')
+    parser.add_argument('--tiny', action='store_true',
+                        help='tiny sizes: every part in seconds (a check, not a '
+                             'measurement)')
+    parser.add_argument('--parts', default=','.join(PARTS),
+                        help=f'comma-separated, from {",".join(PARTS)}')
+    parser.add_argument('--time_budget_s', type=float, default=420.0,
+                        help='rows that would start later are skipped (the files '
+                             'are still written)')
+    parser.add_argument('--compilation_cache', default='',
+                        help="jax's persistent compilation cache folder (for a "
+                             'rerun: compile times then measure cache loads)')
+    args = parser.parse_args(argv)
+    args.parts = [p for p in args.parts.split(',') if p]
+    unknown = [p for p in args.parts if p not in PARTS]
+    if unknown:
+        parser.error(f'unknown part {unknown[0]!r}; valid: {", ".join(PARTS)}')
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    # Before jax is imported: these are read at start-up.
+    if args.cpu:
+        os.environ['JAX_PLATFORMS'] = 'cpu'
+    if args.tiny:
+        os.environ.setdefault('JAX_DISABLE_MOST_OPTIMIZATIONS', '1')
+    # JAX takes 75% of the GPU's memory at start by default; torch runs in
+    # the same process: leave it half.
+    os.environ.setdefault('XLA_PYTHON_CLIENT_MEM_FRACTION', '0.5')
+    os.makedirs(args.out, exist_ok=True)
+    import logging
+    logging.getLogger('absl').setLevel(logging.WARNING)
+    import jax
+    # A persistent compilation cache (by default a fresh folder, removed at
+    # the end): loop.run then loads the step that the check compiled before
+    # it instead of compiling it again. Every program the check times is
+    # compiled here first, so its compile time is a real compile, unless
+    # --compilation_cache names a folder that already holds it.
+    cache = args.compilation_cache or tempfile.mkdtemp(
+        prefix='accelerator_check_cache_')
+    jax.config.update('jax_compilation_cache_dir', cache)
+    jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
+    jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
+    env = environment(args)
+    peak = peaks(env['device_kind']) if env['platform'] != 'cpu' else None
+    result: Dict[str, Any] = {'environment': env, 'peak_tflops': peak,
+                              'sizes': sizes(args.tiny), 'parts': {}}
+    programs = Programs()
+    budget = Budget(args.time_budget_s)
+    started = time.perf_counter()
+    runners = {
+        'step': lambda: {'rows': step_rows(args, programs, budget, peak)},
+        'torch': lambda: torch_rows(args, budget, peak,
+                                    result['parts'].get('step', {}).get('rows')),
+        'sweep': lambda: {'rows': sweep_rows(args, programs, budget)},
+        'loop': lambda: {'rows': loop_rows(args, programs, budget)},
+        'inception': lambda: {'rows': inception_rows(args, programs, budget)},
+        'compile': lambda: {'rows': list(programs.records)},
+    }
+    for name in PARTS:  # in this order: compile last, torch after step
+        if name not in args.parts:
+            continue
+        part_start, part_cpu = time.perf_counter(), time.process_time()
+        print(f'[accelerator_check] {name} ...', file=sys.stderr, flush=True)
+        try:
+            result['parts'][name] = runners[name]()
+        except Exception as e:
+            result['parts'][name] = {'error': f'{type(e).__name__}: {e}',
+                                     'traceback': traceback.format_exc()}
+        result['parts'][name]['seconds'] = time.perf_counter() - part_start
+        result['parts'][name]['cpu_seconds'] = time.process_time() - part_cpu
+        result['total_s'] = time.perf_counter() - started
+        write(args.out, result)
+    if not args.compilation_cache:
+        shutil.rmtree(cache, ignore_errors=True)
+    problems = failed(result)
+    print(markdown(result))
+    for problem in problems:
+        print(f'[accelerator_check] FAILED {problem}', file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
