@@ -4,7 +4,7 @@ Inception throughput and compile times, in one command.
 
   python scripts/accelerator_check.py --out DIR [--cpu] [--tiny]
       [--parts step,torch,sweep,loop,inception,compile] [--steps 50]
-      [--time_budget_s 420] [--compilation_cache DIR]
+      [--time_budget_s 400] [--compilation_cache DIR]
 
 Writes DIR/accelerator_check.json (every number, the environment, the peaks
 assumed) and DIR/accelerator_check.md (the same as tables), rewritten after
@@ -299,11 +299,27 @@ def with_rates(row: Dict[str, Any], flops: Optional[float], ms: float,
 # --------------------------------------------------------------------------- #
 # Parts.                                                                       #
 # --------------------------------------------------------------------------- #
+# Each part's share of the time left when it starts (time a part leaves
+# unused goes to the parts after it).
+PART_WEIGHTS = {'step': 3.0, 'torch': 1.5, 'sweep': 2.0, 'loop': 1.0,
+                'inception': 1.0, 'compile': 0.0}
+
+
 class Budget:
-    """Rows start only while time is left, so the files come out in time."""
+    """Rows start only while their part's time is left, so every part gets
+    its turn and the files come out in time (a row already started runs to
+    its end)."""
 
     def __init__(self, seconds: float):
-        self.deadline = time.perf_counter() + seconds
+        self.end = time.perf_counter() + seconds
+        self.deadline = self.end
+
+    def start_part(self, name: str, parts) -> None:
+        """Gives part `name` its weight's share of the time left, among
+        itself and the `parts` after it."""
+        now = time.perf_counter()
+        total = sum(PART_WEIGHTS[p] for p in parts) or 1.0
+        self.deadline = now + max(self.end - now, 0.0) * PART_WEIGHTS[name] / total
 
     def left(self) -> bool:
         return time.perf_counter() < self.deadline
@@ -319,9 +335,10 @@ def unavailable(source: str) -> str:
 def step_rows(args, programs: Programs, budget: Budget, peak) -> List[Dict[str, Any]]:
     size = sizes(args.tiny)
     rows = []
-    for name, label, source in STEP_MODELS:
-        base = base_config(source, args.tiny)
-        for batch in size['batches']:
+    bases = {source: base_config(source, args.tiny) for _, _, source in STEP_MODELS}
+    for batch in size['batches']:  # batch 64 of every model first
+        for name, label, source in STEP_MODELS:
+            base = bases[source]
             for dtype in DTYPES:
                 row = {'model': name, 'label': label, 'batch': batch, 'dtype': dtype}
                 rows.append(row)
@@ -370,9 +387,10 @@ def torch_rows(args, budget: Budget, peak, step_results) -> Dict[str, Any]:
         torch.set_num_threads(1 if args.tiny else (os.cpu_count() or 1))
     jax_rows = {(r['model'], r['batch'], r['dtype']): r for r in step_results or []}
     rows = []
-    for name, label, source in STEP_MODELS:
-        base = base_config(source, args.tiny)
-        for batch in size['batches']:
+    bases = {source: base_config(source, args.tiny) for _, _, source in STEP_MODELS}
+    for batch in size['batches']:
+        for name, label, source in STEP_MODELS:
+            base = bases[source]
             for dtype in DTYPES:
                 row = {'model': name, 'label': label, 'batch': batch, 'dtype': dtype}
                 rows.append(row)
@@ -834,9 +852,10 @@ def parse_args(argv=None):
                              'measurement)')
     parser.add_argument('--parts', default=','.join(PARTS),
                         help=f'comma-separated, from {",".join(PARTS)}')
-    parser.add_argument('--time_budget_s', type=float, default=420.0,
-                        help='rows that would start later are skipped (the files '
-                             'are still written)')
+    parser.add_argument('--time_budget_s', type=float, default=400.0,
+                        help='shared among the parts (PART_WEIGHTS); rows that '
+                             'would start after their part\'s share are skipped '
+                             '(the files are still written)')
     parser.add_argument('--compilation_cache', default='',
                         help="jax's persistent compilation cache folder (for a "
                              'rerun: compile times then measure cache loads)')
@@ -888,9 +907,9 @@ def main(argv=None) -> int:
         'inception': lambda: {'rows': inception_rows(args, programs, budget)},
         'compile': lambda: {'rows': list(programs.records)},
     }
-    for name in PARTS:  # in this order: compile last, torch after step
-        if name not in args.parts:
-            continue
+    chosen = [name for name in PARTS if name in args.parts]
+    for i, name in enumerate(chosen):  # in PARTS' order: torch after step
+        budget.start_part(name, chosen[i:])
         part_start, part_cpu = time.perf_counter(), time.process_time()
         print(f'[accelerator_check] {name} ...', file=sys.stderr, flush=True)
         try:
