@@ -309,7 +309,8 @@ def upsampled_conv_general_dilated(impl: str = 'auto') -> Callable[..., jax.Arra
 
     def conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
              dimension_numbers=None, feature_group_count=1, **kwargs):
-        numbers = functools.partial(jax.lax.conv_dimension_numbers, lhs.shape, rhs.shape)
+        numbers = functools.partial(jax.lax.conv_dimension_numbers, lhs.shape,
+                                    rhs.shape)
         if lhs.ndim != 4 or numbers(dimension_numbers) != numbers(_DIMENSIONS):
             raise ValueError('upsampled convolutions take NHWC images and HWIO kernels')
         coarse = (

@@ -1,6 +1,6 @@
 """The one policy that picks how gan_jax.ops computes an operation: 'auto'
-(the form measured fastest on this backend), 'xla' (plain XLA, what flax
-computes) or a named form.
+(the form measured fastest on this backend), 'xla' (plain XLA, what
+flax computes) or a named form.
 
 Models pass the string through from a constructor field (e.g.
 `conv_impl: str = 'auto'`, so `--config.model.d.conv_impl=xla` selects it) and
@@ -20,8 +20,17 @@ FORMS = {
 }
 
 # 'auto' per backend: a form other than 'xla' only where a measurement on
-# that backend says it wins (docs/performance.md); nothing else measured
-# means plain XLA.
+# that backend says it wins (docs/performance.md); off CPU nothing was
+# measured, so plain XLA. On CPU (with gan_jax.ops.xla_options' compiler
+# options) both CPUs measured, an AVX2 EPYC and an AVX-512 EPYC (Zen 5), agree
+# on every form, so no CPU property is needed:
+#   strided_conv4x4 'space_to_depth': its input gradient as a stride-1
+#     convolution plus depth-to-space (Zen 5: DCGAN-32 step 3% less CPU time
+#     than plain XLA; AVX2: 2.9x faster input gradient per layer);
+#   conv_transpose4x4 'adjoint': XLA's own gradient of a transposed
+#     convolution is a window-dilated convolution, 10-20x slower per layer;
+#   upsample_conv3x3 'coarse': 2.25x fewer multiply-adds (Zen 5: 1.4x over
+#     the three ResNet-32 up-convolutions, forward and gradients).
 _AUTO = {
     'cpu': {'strided_conv4x4': 'space_to_depth',
             'conv_transpose4x4': 'adjoint',

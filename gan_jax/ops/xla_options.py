@@ -1,15 +1,14 @@
 """XLA compiler options for our compiled functions, and `jit`, which applies them.
 
 On XLA:CPU (jaxlib 0.10.2) YNNPACK runs matrix products, convolutions and
-reductions by default. We measured (docs/performance.md):
-- YNNPACK's convolutions were up to twice as slow as XLA's Eigen ones for
-  every DCGAN layer we timed (e.g. the 4x4 stride-2, 64 -> 128-channel layer
-  at batch 128, 16x16: forward 34.7 against 18.9 ms, kernel gradient 46.0
-  against 27.3 ms), and up to several times slower for the kernel
-  gradients of ResNet layers;
-- YNNPACK's reductions were 4-16x faster than XLA's own (a sum and a sum of
-  squares over [128, 16, 16, 64] to [64]: 0.5 against 8.8 ms; batch
-  normalisation is made of such reductions).
+reductions by default. Its convolutions are the slower ones on both CPUs we
+measured (docs/performance.md), while its reductions (batch norm is made of
+them) are several times faster than XLA's own:
+- AVX2 EPYC: YNNPACK's convolutions up to twice as slow as XLA's Eigen ones
+  (4x4 stride-2, 64 -> 128 channels at batch 128, 16x16: forward 34.7 against
+  18.9 ms), its reductions 4-16x faster (0.5 against 8.8 ms);
+- AMD EPYC Zen 5 (AVX-512): the DCGAN-32 step 1.12x and the ResNet-32 step
+  1.7x slower under XLA's default options than under ours.
 So on CPU we name matrix products and reductions (the option replaces the
 whole list, so reductions must be named to stay) and leave convolutions to
 Eigen.
@@ -116,7 +115,8 @@ def _inside_a_trace(args, kwargs) -> bool:
     ValueError fallback in _Jitted.__call__ for traced closures)."""
     if _trace_state is not None:
         return _trace_state() != _TOP_LEVEL
-    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((args, kwargs)))
+    leaves = jax.tree.leaves((args, kwargs))
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in leaves)
 
 
 def jit(fn: Callable, **jit_kwargs) -> Callable:
