@@ -84,7 +84,7 @@ def test_resnet_upsampling_is_nearest_neighbour_resize():
         layers.upsample_nearest(x), jax.image.resize(x, (2, 8, 10, 3), method='nearest'))
 
 
-@pytest.mark.parametrize('c_in', [3, 32])  # the im2col and the XLA kernel gradient
+@pytest.mark.parametrize('c_in', [3, 32])  # an image layer and a hidden one
 def test_strided_conv4x4_and_its_transpose_equal_lax_in_value_and_gradients(c_in):
     x = jax.random.normal(jax.random.PRNGKey(0), (4, 10, 6, c_in))
     kernel = jax.random.normal(jax.random.PRNGKey(1), (4, 4, c_in, 24)) * 0.1

@@ -63,7 +63,6 @@ def space_to_depth(x: jax.Array) -> jax.Array:
 # 24 ms against 69 ms with Eigen convolutions, 27 against 67 ms with
 # YNNPACK's; AVX2 EPYC); a transposed convolution is that same input gradient.
 _DOWN_PADS = ((1, 1), (1, 1))
-_FEW_CHANNELS = 16
 
 
 def _down(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -86,26 +85,13 @@ def _down_adjoint(g: jax.Array, kernel: jax.Array) -> jax.Array:
 
 
 def _down_kernel_grad(x: jax.Array, g: jax.Array) -> jax.Array:
-    """The kernel gradient of `_down`: x [B, 2h, 2w, C_in], output cotangent
-    g [B, h, w, C_out] -> [4, 4, C_in, C_out].
-
-    For few input channels (an image layer) it is one matrix product of the
-    2x2 space-to-depth patches [B·h·w, 16·C_in] and g: faster than XLA:CPU's
-    own (for 3 -> 64 channels at batch 128, 32x32: 12 against 15 ms with
-    Eigen convolutions, 6 against 24 ms with YNNPACK's; AVX2 EPYC).
+    """The kernel gradient of `_down` (XLA's): x [B, 2h, 2w, C_in], output
+    cotangent g [B, h, w, C_out] -> [4, 4, C_in, C_out]. (For few input
+    channels, one matrix product of space-to-depth patches was 4x faster on
+    the AVX2 EPYC and no faster on Zen 5: removed, see docs/performance.md.)
     """
-    c_in, c_out = x.shape[-1], g.shape[-1]
-    if c_in > _FEW_CHANNELS:
-        kernel = jnp.zeros((4, 4, c_in, c_out), g.dtype)
-        return jax.vjp(lambda k: _down(x, k), kernel)[1](g)[0]
-    h, w = g.shape[1:3]
-    x_s2d = space_to_depth(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))))
-    patches = jnp.concatenate([x_s2d[:, a:a + h, b:b + w]
-                               for a in range(2) for b in range(2)], axis=-1)
-    k2 = patches.reshape(-1, 16 * c_in).T @ g.reshape(-1, c_out)
-    # Rows are (a, b, r, s, c) for kernel tap (2a + r, 2b + s).
-    k2 = k2.reshape(2, 2, 2, 2, c_in, c_out).transpose(0, 2, 1, 3, 4, 5)
-    return k2.reshape(4, 4, c_in, c_out)
+    kernel = jnp.zeros((4, 4, x.shape[-1], g.shape[-1]), g.dtype)
+    return jax.vjp(lambda k: _down(x, k), kernel)[1](g)[0]
 
 
 @jax.custom_vjp
