@@ -4,7 +4,7 @@ busy machine slows all of them alike; optionally next to the PyTorch eager
 reference step (scripts/torch_reference.py) in the same rounds.
 
   python scripts/bench_ops.py layers [--cases dcgan32,resnet32] [--dtype float32]
-      [--options default,eigen] [--forms xla,adjoint,...]
+      [--options default,eigen] [--forms xla,adjoint,...] [--torch]
   python scripts/bench_ops.py step --model dcgan32 \
       --variants 'auto:;xla_d:d.conv_impl=xla;eigen:options=eigen' [--torch]
 
@@ -131,10 +131,51 @@ def _layer_fn(op: str, form: str) -> Callable:
                            dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
 
+def _torch_layer_timers(op: str, x_shape, k_shape):
+    """(forward timer, forward + gradients timer) of the same layer in
+    PyTorch eager (NCHW, float32, no bias): Conv2d(4, 2, 1), ConvTranspose2d(
+    4, 2, 1), or nearest upsampling then Conv2d(3, padding=1)."""
+    import torch
+    c_in, c_out = k_shape[2], k_shape[3]
+    if op == 'strided_conv4x4':
+        layer = torch.nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False)
+    elif op == 'conv_transpose4x4':
+        layer = torch.nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)
+    else:
+        conv = torch.nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+
+        def layer(x):
+            return conv(torch.nn.functional.interpolate(x, scale_factor=2,
+                                                        mode='nearest'))
+        layer.parameters = conv.parameters
+    n, h, w, _ = x_shape
+    x = torch.randn(n, c_in, h, w, requires_grad=True)
+    target = torch.randn_like(layer(x))
+
+    def forward() -> float:
+        start = time.perf_counter()
+        with torch.no_grad():
+            layer(x)
+        return 1e3 * (time.perf_counter() - start)
+
+    def gradients() -> float:
+        start = time.perf_counter()
+        (layer(x) * target).sum().backward()
+        x.grad = None
+        for p in layer.parameters():
+            p.grad = None
+        return 1e3 * (time.perf_counter() - start)
+    for _ in range(2):  # oneDNN set-up
+        forward(), gradients()
+    return forward, gradients
+
+
 def bench_layers(cases: Sequence[str], dtype: str, options: Sequence[str],
-                 rounds: int, steps: int, forms_filter=None) -> List[Dict]:
+                 rounds: int, steps: int, forms_filter=None,
+                 use_torch: bool = False) -> List[Dict]:
     """One row per (layer, form, options): forward ms and forward + gradient
-    (input and kernel) ms, all variants of a layer interleaved."""
+    (input and kernel) ms, all variants of a layer interleaved (with
+    use_torch, PyTorch's same layer too, as form 'torch eager')."""
     import jax
     import jax.numpy as jnp
 
@@ -161,14 +202,21 @@ def bench_layers(cases: Sequence[str], dtype: str, options: Sequence[str],
                 jax.block_until_ready(f(*args))  # compile
                 variants.append((form, opt, kind))
                 timers.append(_timer(lambda f=f, args=args: f(*args)))
+        pairs = list(itertools.product(forms, options))
+        if use_torch:
+            for kind, timer in zip(('forward', 'grad'),
+                                   _torch_layer_timers(op, x_shape, k_shape)):
+                variants.append(('torch eager', '-', kind))
+                timers.append(timer)
+            pairs.append(('torch eager', '-'))
         from bench_step import interleaved
         times = interleaved(timers, rounds * steps, rounds)
         by_key = {v: _median_spread(t)[0] for v, t in zip(variants, times)}
-        for form, opt in itertools.product(forms, options):
+        for form, opt in pairs:
             rows.append(dict(layer=label, op=op, form=form, options=opt,
                              forward_ms=by_key[(form, opt, 'forward')],
                              grad_ms=by_key[(form, opt, 'grad')]))
-        print(_layer_rows(rows[-len(forms) * len(options):]), flush=True)
+        print(_layer_rows(rows[-len(pairs):]), flush=True)
     return rows
 
 
@@ -279,6 +327,8 @@ def main(argv: List[str] = None) -> None:
     layers.add_argument('--options', default='default,eigen')
     layers.add_argument('--forms', default='',
                         help='only these forms (comma-separated)')
+    layers.add_argument('--torch', action='store_true',
+                        help='also the same layer in PyTorch eager (float32)')
     layers.add_argument('--rounds', type=int, default=5)
     layers.add_argument('--steps_per_round', type=int, default=4)
     step = sub.add_parser('step')
@@ -294,9 +344,12 @@ def main(argv: List[str] = None) -> None:
     if args.what == 'layers':
         print('| layer | form | options | forward ms | forward + gradients ms |')
         print('|---|---|---|---|---|')
+        if args.torch:
+            import torch
+            torch.set_num_threads(os.cpu_count())
         bench_layers(args.cases.split(','), args.dtype, args.options.split(','),
                      args.rounds, args.steps_per_round,
-                     set(filter(None, args.forms.split(','))))
+                     set(filter(None, args.forms.split(','))), args.torch)
         return
     rows = bench_steps(args.model, parse_variants(args.variants), args.rounds,
                        args.steps_per_round, args.torch, args.torch_threads)

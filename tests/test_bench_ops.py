@@ -32,3 +32,11 @@ def test_variants_are_parsed_and_malformed_ones_refused():
         bench_ops.parse_variants('a:upconv_impl')
     with pytest.raises(ValueError, match='no variants'):
         bench_ops.parse_variants(' ; ')
+
+
+def test_layers_pass_with_torch_adds_its_row(capsys):
+    pytest.importorskip('torch')
+    rows = bench_ops.bench_layers(['smoke'], 'float32', ['eigen'], rounds=1, steps=1,
+                                  forms_filter={'xla'}, use_torch=True)
+    assert [r['form'] for r in rows] == ['xla', 'torch eager'] * 3
+    assert all(r['grad_ms'] > 0 for r in rows)
