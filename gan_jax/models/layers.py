@@ -91,6 +91,15 @@ class _ParamsLike(nn.Module):
         return kernel, bias
 
 
+def in_input_dtype(*args, dtype=None, inexact=True):
+    """A `promote_dtype` for nn.Conv / nn.Dense that computes in the dtype of
+    the input (args[0]), or `dtype` when given: under bfloat16 compute the
+    spectrally normalised kernel (a bfloat16 kernel divided by a float32
+    sigma) would otherwise promote the whole convolution to float32."""
+    target = dtype if dtype is not None else args[0].dtype
+    return tuple(None if a is None else jnp.asarray(a, target) for a in args)
+
+
 def maybe_sn(module: nn.Module, spectral: bool):
     """Wraps `module` in flax's SpectralNorm (Miyato et al. 2018) when asked.
 

@@ -9,14 +9,15 @@ D: optimised block (128, down) -> block (down) -> 2 blocks -> ReLU, global sum
 pooling -> dense (+ projection). 64x64 adds one up/down block, channels
 following SNGAN's 64x64 ResNet (G 512->256->128->64, D 64->...->1024).
 """
+import functools
 from typing import Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.models.layers import (ConditionalBatchNorm, SelfAttention, maybe_sn,
-                                   upsample_conv, upsample_nearest)
+from gan_jax.models.layers import (ConditionalBatchNorm, SelfAttention, in_input_dtype,
+                                   maybe_sn, upsample_conv, upsample_nearest)
 
 # (generator channels per up-block, discriminator channels per block,
 #  discriminator downsampling per block) by resolution.
@@ -62,19 +63,21 @@ class DBlock(nn.Module):
     @nn.compact
     def __call__(self, x, *, train: bool):
         sn = lambda m: maybe_sn(m, self.spectral)  # noqa: E731
+        # Convolutions in the input's dtype (see layers.in_input_dtype).
+        conv = functools.partial(nn.Conv, promote_dtype=in_input_dtype)
         h = x if self.first else nn.relu(x)
-        h = sn(nn.Conv(self.features, (3, 3)))(h, train=train)
-        h = sn(nn.Conv(self.features, (3, 3)))(nn.relu(h), train=train)
+        h = sn(conv(self.features, (3, 3)))(h, train=train)
+        h = sn(conv(self.features, (3, 3)))(nn.relu(h), train=train)
         if self.downsample:
             h = _downsample(h)
         shortcut = x
         if self.first:
-            shortcut = sn(nn.Conv(self.features, (1, 1)))(_downsample(x), train=train)
+            shortcut = sn(conv(self.features, (1, 1)))(_downsample(x), train=train)
         elif self.downsample or x.shape[-1] != self.features:
             # conv1x1 then pool, computed as pool then conv1x1 (the same
             # linear map, 4x fewer multiply-adds).
             shortcut = _downsample(x) if self.downsample else x
-            shortcut = sn(nn.Conv(self.features, (1, 1)))(shortcut, train=train)
+            shortcut = sn(conv(self.features, (1, 1)))(shortcut, train=train)
         return h + shortcut
 
 
