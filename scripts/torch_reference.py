@@ -8,6 +8,10 @@ forward); images are NCHW, torch's own layout. The step (`make_step`) repeats
 gan_jax.train.train_step in the same order, with the same losses (`losses`)
 and Adam hyperparameters. Needs torch (the `torch` extra); gan_jax and
 bench_step import without it.
+
+`make_step` also builds the forms a PyTorch expert would time (VARIANTS):
+channels_last images and weights, the fused Adam kernel, bfloat16 autocast and
+torch.compile'd networks. They change how the step is computed, not what.
 """
 import contextlib
 
@@ -284,7 +288,31 @@ def losses(name: str):
     return d_losses[d_name], g_losses[g_name]
 
 
-def make_step(config, data_shape, device):
+# Forms of the same step (make_step's `variant`): what each changes.
+VARIANTS = {
+    'eager': 'as written: NCHW tensors, Adam(foreach=True)',
+    'tuned': 'channels_last images and weights, Adam(fused=True) where the '
+             'device has the fused kernel',
+    'compiled': "tuned, with G and D through torch.compile (inductor; on a CPU "
+                'it needs a C++ compiler)',
+}
+
+
+def fused_adam_available(device) -> bool:
+    """Whether torch's fused Adam kernel runs on `device` (CUDA; CPU from
+    torch 2.4): one tiny update, as the optimizer checks only at its first
+    step on some versions."""
+    try:
+        p = torch.zeros(2, device=device, requires_grad=True)
+        p.grad = torch.ones_like(p)
+        torch.optim.Adam([p], fused=True).step()
+    except (RuntimeError, ValueError, TypeError):
+        return False
+    return True
+
+
+def make_step(config, data_shape, device, variant: str = 'eager',
+              autocast_dtype=None):
     """(step(reals) -> metrics, G, D) of the PyTorch reference.
 
     Mirrors gan_jax.train.train_step: per D update fresh latents, fakes from G
@@ -293,21 +321,42 @@ def make_step(config, data_shape, device):
     latents through D in training mode (D's statistics and power-iteration
     vectors restored, no gradient for D's weights, as jax.grad takes none),
     then the EMA of G's parameters. reals: [n_critic, B, C, H, W] (or
-    [n_critic, B, 2] for points). Metrics stay on the device (no sync).
+    [n_critic, B, 2] for points), or a sequence of n_critic [B, ...] batches
+    (channels_last ones for the 'tuned' and 'compiled' variants, see
+    `as_input`). Metrics stay on the device (no sync).
+
+    Args:
+      variant: a key of VARIANTS. 'tuned' falls back to Adam(foreach=True)
+        where fused_adam_available() is False (step.adam says which ran).
+      autocast_dtype: e.g. torch.bfloat16: G's and D's forward passes and the
+        losses under torch.autocast (the master weights, Adam and the EMA stay
+        float32, as gan_jax's compute_dtype). None: float32.
     """
     from gan_jax import regularizers
+    if variant not in VARIANTS:
+        raise ValueError(f'unknown variant {variant!r}; valid: {", ".join(VARIANTS)}')
     for penalty in regularizers.PENALTIES:
         if config.reg[penalty.key]:
             raise NotImplementedError(f'the torch reference has no reg.{penalty.key}')
     if config.augment.policy:
         raise NotImplementedError('the torch reference has no DiffAugment')
     G, D = (net.to(device).train() for net in networks(config, data_shape))
+    tuned = variant != 'eager'
+    if tuned:
+        # Only 4-D weights and buffers change format; dense layers stay.
+        G, D = (net.to(memory_format=torch.channels_last) for net in (G, D))
+    fused = tuned and fused_adam_available(device)
     d_loss_fn, g_loss_fn = losses(config.loss.name)
+    if autocast_dtype is None:
+        autocast = contextlib.nullcontext
+    else:
+        def autocast():
+            return torch.autocast(device.type, dtype=autocast_dtype)
 
     def optimizer(params, opt, updates_per_step):
         # optax.adam: eps 1e-8 outside the square root, as torch's Adam.
         adam = torch.optim.Adam(params, lr=opt.lr, betas=(opt.b1, opt.b2), eps=1e-8,
-                                foreach=True)
+                                **({'fused': True} if fused else {'foreach': True}))
         schedule = None
         if opt.schedule == 'linear':  # optax.linear_schedule(lr, 0, N)
             total = opt.decay_steps * updates_per_step
@@ -352,17 +401,23 @@ def make_step(config, data_shape, device):
 
     d_params = list(D.parameters())
     g_params_grad = list(G.parameters())
+    # The parameters, buffers and hooks above belong to the modules; the
+    # compiled wrappers share them. dynamic=False: D sees batch 2B in its own
+    # update and B in G's, two static graphs instead of a dynamic-shape one.
+    g_net, d_net = ((torch.compile(G, dynamic=False), torch.compile(D, dynamic=False))
+                    if variant == 'compiled' else (G, D))
 
     def step(reals):
-        batch_size = reals.shape[1]
+        batch_size = reals[0].shape[0]
         d_metrics = []
         for i in range(n_critic):
             z = torch.randn(batch_size, z_dim, device=device)
-            with torch.no_grad(), buffers_kept(G):
-                fake = G(z)
-            logits = D(torch.cat([reals[i], fake]))
-            real_logits, fake_logits = logits.chunk(2)
-            d_loss = d_loss_fn(real_logits, fake_logits)
+            with torch.no_grad(), buffers_kept(G), autocast():
+                fake = g_net(z)
+            with autocast():
+                logits = d_net(torch.cat([reals[i], fake.to(reals[i].dtype)]))
+                real_logits, fake_logits = logits.float().chunk(2)
+                d_loss = d_loss_fn(real_logits, fake_logits)
             d_opt.zero_grad(set_to_none=True)
             d_loss.backward()
             d_metrics.append(torch.stack([d_loss.detach(), real_logits.detach().mean(),
@@ -372,9 +427,10 @@ def make_step(config, data_shape, device):
             if d_sched is not None:
                 d_sched.step()
         z = torch.randn(batch_size, z_dim, device=device)
-        fake = G(z)  # G's BN statistics move here, as in g_step
         with frozen(D), buffers_kept(D):
-            g_loss = g_loss_fn(D(fake))
+            with autocast():
+                fake = g_net(z)  # G's BN statistics move here, as in g_step
+                g_loss = g_loss_fn(d_net(fake).float())
             g_opt.zero_grad(set_to_none=True)
             g_loss.backward()
         g_norm = grad_norm(g_params_grad)
@@ -390,4 +446,14 @@ def make_step(config, data_shape, device):
         return {'d': d_mean, 'g': g_loss.detach(),
                 'nonfinite': (~torch.isfinite(guarded)).any()}
 
+    step.adam = 'fused' if fused else 'foreach'
     return step, G, D
+
+
+def as_input(reals, variant: str):
+    """The real batches [n_critic, B, ...] as `make_step`'s step of `variant`
+    reads them: the tensor itself for 'eager', else a list of per-update
+    channels_last batches (made once, as a data loader would deliver them)."""
+    if variant == 'eager' or reals.dim() != 5:
+        return reals
+    return [r.contiguous(memory_format=torch.channels_last) for r in reals]

@@ -1,6 +1,8 @@
 """scripts/bench_step.py: one short pass on the toy MLP (JSON schema, positive
-times and FLOPs), and the PyTorch reference networks of
-scripts/torch_reference.py against ours."""
+times and FLOPs, throughput and latency, torch variants), the measuring order
+of scripts/step_timing.py, and the PyTorch reference of
+scripts/torch_reference.py against ours (parameter counts; its tuned form
+computes the eager form's step)."""
 import functools
 import json
 
@@ -8,10 +10,14 @@ import bench_step
 import jax
 import numpy as np
 import pytest
+import step_timing
 
-KEYS = ('model', 'batch', 'n_critic', 'jax_ms', 'jax_ms_spread', 'jax_second_call_ms',
+KEYS = ('model', 'batch', 'dtype', 'n_critic', 'jax_ms', 'jax_ms_spread',
+        'jax_latency_ms', 'jax_latency_spread_ms', 'jax_second_call_ms',
         'compile_s', 'gflops', 'achieved_gflops_per_s', 'torch_ms',
-        'torch_ms_spread', 'ratio', 'torch_device')
+        'torch_ms_spread', 'torch_latency_ms', 'ratio', 'torch_variants',
+        'torch_best', 'torch_best_ms', 'ratio_best', 'torch_device',
+        'torch_status')
 
 
 def count(tree):
@@ -22,22 +28,36 @@ def test_mlp_pass_writes_the_json_schema(tmp_path, capsys):
     path = tmp_path / 'bench.json'
     # One torch thread: the test shares the CPU with the rest of the suite.
     bench_step.main(['--models', 'mlp', '--steps', '2', '--torch_threads', '1',
+                     '--batch', '32', '--torch_variants', 'eager,tuned',
                      '--json', str(path)])
     rows = json.loads(path.read_text())
     assert [r['model'] for r in rows] == ['mlp']
     row = rows[0]
     assert set(KEYS) <= set(row)
-    assert row['batch'] == 256 and row['n_critic'] == 1
+    assert row['batch'] == 32 and row['n_critic'] == 1 and row['dtype'] == 'float32'
     assert row['jax_ms'] > 0 and row['jax_ms_spread'] >= 0 and row['compile_s'] > 0
+    assert row['jax_latency_ms'] > 0 and row['jax_latency_spread_ms'] >= 0
     assert row['gflops'] > 0 and row['achieved_gflops_per_s'] > 0
     if bench_step.torch_available():
-        assert row['torch_ms'] > 0 and row['torch_ms_spread'] >= 0
+        assert row['torch_status'] == 'ok'
+        assert set(row['torch_variants']) == {'eager', 'tuned'}
+        for variant in row['torch_variants'].values():
+            assert variant['status'] == 'ok' and variant['ms'] > 0
+            assert variant['latency_ms'] > 0
+        assert row['torch_variants']['tuned']['adam'] in ('fused', 'foreach')
+        assert row['torch_ms'] == row['torch_variants']['eager']['ms']
         assert row['ratio'] == pytest.approx(row['jax_ms'] / row['torch_ms'])
+        assert row['torch_best_ms'] == min(
+            v['ms'] for v in row['torch_variants'].values())
+        assert row['ratio_best'] == pytest.approx(row['jax_ms']
+                                                  / row['torch_best_ms'])
     else:
         assert row['torch_ms'] is None and row['ratio'] is None
     out = capsys.readouterr().out
     assert f'jax {jax.__version__}' in out
-    assert '| mlp | 256 |' in out
+    assert '| mlp | 32 | float32 |' in out
+    assert 'jax ms/step | jax latency ms' in out
+    assert 'TF32 495' in out and 'bf16 989' in out  # the peaks assumed for MFU
 
 
 def test_no_torch_leaves_torch_columns_null():
@@ -46,9 +66,93 @@ def test_no_torch_leaves_torch_columns_null():
     assert rows[0]['jax_ms'] > 0
 
 
-def test_unknown_model_is_refused():
+def test_unknown_model_dtype_and_variant_are_refused():
     with pytest.raises(ValueError, match='unknown model'):
         bench_step.run_benchmark(['vgg'], steps=1, use_torch=False)
+    with pytest.raises(ValueError, match='unknown dtype'):
+        bench_step.run_benchmark(['mlp'], steps=1, use_torch=False, dtype='fp8')
+    if bench_step.torch_available():
+        with pytest.raises(ValueError, match='unknown torch variant'):
+            bench_step.run_benchmark(['mlp'], steps=1, torch_variants=['jit'])
+
+
+def test_model_config_takes_batch_and_dtype():
+    config = bench_step.model_config('stylegan2_32', batch=8, dtype='bfloat16')
+    assert config.model.name == 'stylegan2' and config.batch_size == 8
+    assert config.model.compute_dtype == 'bfloat16' and config.n_critic == 1
+    assert bench_step.model_config('dcgan32').batch_size == 64
+
+
+class RecordingStepper(step_timing.Stepper):
+    """A stepper that records what it was asked to do, in order."""
+
+    def __init__(self, name, log):
+        super().__init__(lambda: log.append(name), lambda: log.append(name + '.wait'))
+
+
+def test_measure_interleaves_throughput_blocks_then_latency_steps():
+    log = []
+    a, b = RecordingStepper('a', log), RecordingStepper('b', log)
+    results = step_timing.measure([a, b], steps=5, rounds=2, latency_steps=2)
+    # Round 1: 2 steps each, dispatched back to back with one wait (after the
+    # drain that keeps earlier work out), then 1 latency step each, waited.
+    # Round 2: 3 steps each, then 1 latency step each.
+    one_round = lambda n: ([w for s in 'ab' for w in [s + '.wait'] + [s] * n
+                            + [s + '.wait']] + ['a', 'a.wait', 'b', 'b.wait'])
+    assert log == one_round(2) + one_round(3)
+    for result in results:
+        assert set(result) == {'ms', 'spread_ms', 'latency_ms',
+                               'latency_spread_ms', 'latency_min_ms'}
+        assert min(result.values()) >= 0
+    assert step_timing.round_sizes(5, 2) == [2, 3]
+    assert step_timing.round_sizes(2, 5) == [1, 1]
+
+
+def test_peaks_and_shares():
+    assert step_timing.peaks('NVIDIA H200')['tf32'] == 495.0
+    assert step_timing.peaks('cpu') is None
+    shares = step_timing.peak_shares(99.0, 'float32', step_timing.peaks('H200'))
+    assert shares == pytest.approx({'share_of_tf32_peak': 0.2,
+                                    'share_of_float32_peak': 99 / 67})
+    assert set(step_timing.peak_shares(1.0, 'bfloat16',
+                                       step_timing.peaks('H200'))) == {
+        'share_of_bfloat16_peak'}
+    assert step_timing.peak_shares(1.0, 'float32', None) == {}
+
+
+def test_tuned_torch_step_computes_the_eager_step():
+    """channels_last and the fused Adam change how the step computes, not
+    what: from the same seed, three steps of DCGAN smoke networks give the
+    same losses and weights as the eager form, to float32 rounding."""
+    torch = pytest.importorskip('torch')
+    import torch_reference
+
+    from experiments.configs import cifar10_dcgan
+    config = cifar10_dcgan.get_config('smoke')
+    config.batch_size = 4
+    shape = (32, 32, 3)
+    reals = torch.rand((1, 4, 3, 32, 32), generator=torch.Generator().manual_seed(1))
+    outs = {}
+    for variant in ('eager', 'tuned'):
+        torch.manual_seed(0)
+        step, G, D = torch_reference.make_step(config, shape, torch.device('cpu'),
+                                               variant)
+        losses = [step(torch_reference.as_input(reals, variant))['d']
+                  for _ in range(3)]
+        outs[variant] = (torch.stack(losses), [p.detach().clone()
+                                               for p in G.parameters()])
+    np.testing.assert_allclose(outs['tuned'][0], outs['eager'][0], rtol=1e-4,
+                               atol=1e-5)
+    for tuned, eager in zip(outs['tuned'][1], outs['eager'][1]):
+        np.testing.assert_allclose(tuned, eager, rtol=1e-3, atol=1e-4)
+
+
+def test_torch_reference_says_what_it_lacks():
+    pytest.importorskip('torch')
+    import torch_reference
+    with pytest.raises(NotImplementedError, match='stylegan2'):
+        torch_reference.networks(bench_step.model_config('stylegan2_32'),
+                                 (32, 32, 3))
 
 
 @pytest.mark.parametrize('name', ['mlp', 'dcgan32', 'resnet32', 'dcgan64'])
