@@ -29,6 +29,8 @@ LR_SCHEDULES = ('constant', 'linear')
 # model.compute_dtype: the dtype the networks compute in during training steps
 # (train.py's mixed precision); parameters and optimizer states stay float32.
 COMPUTE_DTYPES = ('float32', 'bfloat16')
+# opt.g.name / opt.d.name (train.make_optimizer).
+OPTIMIZERS = ('adam', 'rmsprop')
 
 
 class ConfigError(ValueError):
@@ -37,6 +39,9 @@ class ConfigError(ValueError):
 
 def _optimizer(lr: float, b1: float, b2: float) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(dict(
+        # 'adam', or 'rmsprop' (b2 = the mean square's decay, PyTorch's alpha;
+        # b1 = momentum, 0 = none): WGAN with weight clipping uses RMSProp.
+        name='adam',
         lr=lr, b1=b1, b2=b2,
         schedule='constant',  # or 'linear': decays to 0 over decay_steps
         # Generator updates over which a 'linear' schedule decays. Kept apart
@@ -94,6 +99,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.reg.pl_weight = 0.0     # path-length penalty weight (StyleGAN2: 2); 0 = off
     c.reg.pl_decay = 0.01     # its running mean's update rate
     c.reg.pl_batch_shrink = 2  # its batch is batch_size // pl_batch_shrink
+    # WGAN (Arjovsky et al. 2017): clip every D parameter to [-c, c] after
+    # each D update (their c: 0.01, with RMSProp 5e-5 and n_critic 5); 0 = off.
+    c.reg.weight_clip = 0.0
     c.augment = ml_collections.ConfigDict(dict(
         policy='',       # DiffAugment, e.g. 'color,translation,cutout'; '' = off
         # ADA (Karras et al. 2020, gan_jax/ada.py): every image D sees is
@@ -232,6 +240,8 @@ def validate(config: ml_collections.ConfigDict, *, device_count: int = 1) -> Non
          f'{", ".join(COMPUTE_DTYPES)}')
     for net in ('g', 'd'):
         opt = config.opt[net]
+        need(opt.name in OPTIMIZERS,
+             f'unknown opt.{net}.name {opt.name!r}; valid: {", ".join(OPTIMIZERS)}')
         need(opt.lr > 0, f'opt.{net}.lr must be > 0, got {opt.lr}')
         need(0 <= opt.b1 < 1 and 0 <= opt.b2 < 1,
              f'opt.{net}.b1 and b2 must lie in [0, 1), got {opt.b1}, {opt.b2}')
@@ -248,6 +258,8 @@ def validate(config: ml_collections.ConfigDict, *, device_count: int = 1) -> Non
         need(message is None, message)
     for key in ('d_reg_interval', 'g_reg_interval', 'pl_batch_shrink'):
         need(config.reg[key] >= 1, f'reg.{key} must be >= 1, got {config.reg[key]}')
+    need(config.reg.weight_clip >= 0,
+         f'reg.weight_clip must be >= 0 (0 = off), got {config.reg.weight_clip}')
     need(config.reg.pl_weight >= 0,
          f'reg.pl_weight must be >= 0, got {config.reg.pl_weight}')
     need(0 < config.reg.pl_decay <= 1,

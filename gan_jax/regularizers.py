@@ -1,5 +1,8 @@
 """Gradient penalties on the discriminator's input: WGAN-GP (Gulrajani et al.
-2017, eq. 3), R1 and R2 (Mescheder et al. 2018, eq. 9: R1 = γ/2 E‖∇D(x)‖²).
+2017, eq. 3), R1 and R2 (Mescheder et al. 2018, eq. 9: R1 = γ/2 E‖∇D(x)‖²),
+DRAGAN (Kodali et al. 2017: WGAN-GP's term around perturbed data); and the
+penalty of consensus optimization (Mescheder et al. 2017), ½‖v‖² of the
+game's gradient field, which `train.game_gradients` differentiates.
 
 Each function returns the *unweighted* penalty; the update step multiplies it by
 the config's weight (for R1 that weight is γ/2). The input gradient is taken per
@@ -15,12 +18,12 @@ the samples it is computed on and how its weight scales it. The config schema
 one entry.
 """
 import dataclasses
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
 
-from gan_jax.types import PRNGKey
+from gan_jax.types import PRNGKey, PyTree
 
 DFn = Callable[[jax.Array], jax.Array]  # x [B, ...] -> logits [B]
 
@@ -52,6 +55,53 @@ def gradient_penalty(d_fn: DFn, real: jax.Array, fake: jax.Array, rng: PRNGKey,
     # flat discriminator finite.
     norms = jnp.sqrt(_per_sample_grad_sq_norm(d_fn, mixed) + 1e-12)
     return jnp.mean(jnp.square(norms - target))
+
+
+def dragan_penalty(d_fn: DFn, real: jax.Array, rng: PRNGKey, *,
+                   perturb_scale: float = 0.5, target: float = 1.0) -> jax.Array:
+    """DRAGAN: E[(‖∇D(x̂)‖ - target)²] at x̂ = x + α δ near the data, with
+    δ = perturb_scale · std(x) · U[0, 1] per element and α ~ U[0, 1] per
+    sample (as the reference code, github.com/kodalinaveen3/DRAGAN; the
+    paper writes δ ~ N(0, cI)). std(x) is the standard deviation of all the
+    batch's values, taken as a constant.
+
+    Args:
+      d_fn: maps x [B, ...] to logits [B].
+      real: [B, ...] data samples.
+      rng: key for δ and α.
+      perturb_scale: c of δ (0.5 in the reference).
+      target: the gradient norm penalised towards.
+    Returns:
+      scalar >= 0; 0 for a D whose input gradient has norm `target` near
+      the data (e.g. a linear D with a unit weight vector).
+    """
+    delta_rng, alpha_rng = jax.random.split(rng)
+    spread = jax.lax.stop_gradient(jnp.std(real))
+    delta = perturb_scale * spread * jax.random.uniform(delta_rng, real.shape,
+                                                        dtype=real.dtype)
+    alpha_shape = (real.shape[0],) + (1,) * (real.ndim - 1)
+    alpha = jax.random.uniform(alpha_rng, alpha_shape, dtype=real.dtype)
+    perturbed = jax.lax.stop_gradient(real + alpha * delta)
+    # As in gradient_penalty: a finite gradient for a flat discriminator.
+    norms = jnp.sqrt(_per_sample_grad_sq_norm(d_fn, perturbed) + 1e-12)
+    return jnp.mean(jnp.square(norms - target))
+
+
+def consensus_penalty(field: Sequence[PyTree]) -> jax.Array:
+    """Consensus optimization's regularizer L = ½‖v‖² (Mescheder et al. 2017,
+    "The Numerics of GANs", eq. 8), with v the players' loss gradients.
+
+    Both players then follow -(∇L_i + γ∇L): `train.game_gradients` takes that
+    gradient (of a gradient: every gradient of network parameters is in
+    train.py); this function only measures the field.
+
+    Args:
+      field: pytrees of gradients (e.g. (g_grads, d_grads)), any shapes.
+    Returns:
+      scalar >= 0; 0 exactly at a stationary point of the game.
+    """
+    return 0.5 * sum(jnp.sum(jnp.square(leaf))
+                     for leaf in jax.tree.leaves(tuple(field)))
 
 
 def r1_penalty(d_fn: DFn, real: jax.Array) -> jax.Array:
@@ -107,7 +157,7 @@ def path_length_penalty(synthesis: Callable[[jax.Array], jax.Array], ws: jax.Arr
     return penalty, jax.lax.stop_gradient(new_mean)
 
 
-INPUTS = ('real', 'fake', 'both')
+INPUTS = ('real', 'fake', 'both', 'real_rng')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +176,8 @@ class Penalty:
       inputs: the samples it takes: 'real' fn(d_fn, real), 'fake' fn(d_fn,
         fake), 'both' fn(d_fn, real, fake, rng) (e.g. WGAN-GP's interpolates;
         the rng is the D update's penalty key, shared by every 'both' penalty:
-        fold in a constant for independent draws).
+        fold in a constant for independent draws), 'real_rng' fn(d_fn, real,
+        rng') with rng' that key folded with 1 (DRAGAN's perturbations).
       scale: the weight convention: the term is scale * weight * penalty
         (1 for WGAN-GP's λ, 1/2 for R1's γ).
       default: the config's default weight (0 = off).
@@ -156,6 +207,8 @@ class Penalty:
             return self.fn(d_fn, real)
         if self.inputs == 'fake':
             return self.fn(d_fn, fake)
+        if self.inputs == 'real_rng':
+            return self.fn(d_fn, real, jax.random.fold_in(rng, 1))
         return self.fn(d_fn, real, fake, rng)
 
     def coefficient(self, weight):
@@ -180,6 +233,10 @@ PENALTIES: Tuple[Penalty, ...] = (
             doc='R1 gamma (the term is gamma/2 E||grad D(x)||^2 on data)'),
     Penalty('r2_gamma', 'reg/r2', r2_penalty, 'fake', scale=0.5,
             doc='R2 gamma (as R1, on generated samples)'),
+    # Not (yet) in train.SWEEPABLE, whose table tests pin; a plain run takes it.
+    Penalty('dragan_weight', 'reg/dragan', dragan_penalty, 'real_rng', scale=1.0,
+            sweepable=False,
+            doc='DRAGAN weight lambda (Kodali et al. 2017: 10), on perturbed data'),
 )
 
 

@@ -68,6 +68,9 @@ class UpdateSpec:
     ada_interval: int = 4
     ada_kimg: float = 500.0
     ada_p: float = 0.0
+    # WGAN's weight clipping (Arjovsky et al. 2017): every D parameter is
+    # clipped to [-c, c] after each D update; 0 = off.
+    d_weight_clip: float = 0.0
 
     @property
     def lazy_d_reg(self) -> bool:
@@ -78,8 +81,13 @@ class UpdateSpec:
 
 def make_optimizer(opt: ml_collections.ConfigDict, updates_per_step: int = 1,
                    reg_interval: int = 1) -> optax.GradientTransformation:
-    """Adam with a constant rate, or one that decays linearly to 0 over
-    opt.decay_steps steps (of updates_per_step updates each).
+    """Adam (opt.name 'adam') or RMSProp ('rmsprop') with a constant rate, or
+    one that decays linearly to 0 over opt.decay_steps steps (of
+    updates_per_step updates each).
+
+    RMSProp as PyTorch's (WGAN's reference code used its defaults): b2 is the
+    decay of the mean square (PyTorch's alpha, 0.99), eps 1e-8 outside the
+    square root, b1 the momentum (0 = none).
 
     With lazy regularization every `reg_interval` steps (> 1), the network
     takes reg_interval + 1 updates per interval, and, as StyleGAN2 (its
@@ -93,6 +101,12 @@ def make_optimizer(opt: ml_collections.ConfigDict, updates_per_step: int = 1,
         lr, b1, b2 = lr * c, b1 ** c, b2 ** c
     if opt.schedule == 'linear':
         lr = optax.linear_schedule(lr, 0.0, opt.decay_steps * updates_per_step)
+    name = opt.get('name', 'adam')
+    if name == 'rmsprop':
+        return optax.rmsprop(lr, decay=b2, eps=1e-8, eps_in_sqrt=False,
+                             momentum=b1 or None)
+    if name != 'adam':
+        raise ValueError(f'unknown optimizer {name!r}; valid: adam, rmsprop')
     return optax.adam(lr, b1=b1, b2=b2)
 
 
@@ -130,6 +144,7 @@ def make_spec(config: ml_collections.ConfigDict, G: nn.Module, D: nn.Module
         ada_interval=config.augment.ada_interval,
         ada_kimg=float(config.augment.ada_kimg),
         ada_p=float(config.augment.ada_p),
+        d_weight_clip=float(config.reg.get('weight_clip', 0.0)),
     )
 
 
@@ -157,6 +172,15 @@ def _seen_by_d(spec: UpdateSpec, ada_p: Optional[jax.Array], rng: PRNGKey
     if spec.ada_target <= 0:
         return lambda x: x
     return lambda x: ada.augment(rng, x, ada_p, ops=spec.ada_ops)
+
+
+def clip_d_params(d_params: PyTree, spec: UpdateSpec) -> PyTree:
+    """D's parameters clipped to [-spec.d_weight_clip, spec.d_weight_clip]
+    (WGAN, Arjovsky et al. 2017, Algorithm 1), or as they are when it is 0."""
+    if spec.d_weight_clip <= 0:
+        return d_params
+    c = spec.d_weight_clip
+    return jax.tree.map(lambda p: jnp.clip(p, -c, c), d_params)
 
 
 def sample_latents(rng: PRNGKey, batch_size: int, z_dim: int) -> jax.Array:
@@ -313,7 +337,7 @@ def unrolled_d_params(g_params: PyTree, g_state: Dict[str, PyTree],
                                                      labels, reg_rng, spec=spec,
                                                      ada_p=ada_p)
         updates, opt_state = spec.d_tx.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
+        params = clip_d_params(optax.apply_updates(params, updates), spec)
     return params
 
 
@@ -444,9 +468,9 @@ def d_step(state: GANState, real: jax.Array, labels: Optional[jax.Array],
         sign_sum, count = ada.accumulate(stats['ada_sign_sum'], stats['ada_count'],
                                          aux['real_logits'])
         stats = dict(stats, ada_sign_sum=sign_sum, ada_count=count)
-    return state.replace(d_params=optax.apply_updates(state.d_params, updates),
-                         d_opt_state=d_opt_state, d_state=aux['d_state'],
-                         stats=stats), metrics
+    return state.replace(
+        d_params=clip_d_params(optax.apply_updates(state.d_params, updates), spec),
+        d_opt_state=d_opt_state, d_state=aux['d_state'], stats=stats), metrics
 
 
 def g_step(state: GANState, labels: Optional[jax.Array], rng: PRNGKey, *,
@@ -507,8 +531,9 @@ def d_reg_step(state: GANState, real: jax.Array, labels: Optional[jax.Array],
     grads, values = jax.grad(loss_fn, has_aux=True)(state.d_params)
     updates, d_opt_state = spec.d_tx.update(grads, state.d_opt_state, state.d_params)
     updates = _scaled(updates, hparams, 'lr_d_scale')
-    return state.replace(d_params=optax.apply_updates(state.d_params, updates),
-                         d_opt_state=d_opt_state), values
+    return state.replace(
+        d_params=clip_d_params(optax.apply_updates(state.d_params, updates), spec),
+        d_opt_state=d_opt_state), values
 
 
 def g_reg_step(state: GANState, labels: Optional[jax.Array], rng: PRNGKey, *,
@@ -764,3 +789,94 @@ def _jit(fn, state_sharding, batch_sharding):
         kwargs['in_shardings'] = (state_sharding, batch_sharding)
         kwargs['out_shardings'] = (state_sharding, None)
     return xla_options.jit(fn, donate_argnums=0, **kwargs)
+
+
+# Small two-player games (the Dirac-GAN of Mescheder et al. 2018, Sec. 2):
+# both players' gradients at one point, consensus optimization, simultaneous
+# and alternating gradient play. For networks without state (no batch
+# statistics); scripts/figure_dirac_gan.py uses them on one-parameter G and D.
+
+def game_gradients(g_params: PyTree, d_params: PyTree, real: jax.Array,
+                   z: jax.Array, rng: PRNGKey, *, spec: UpdateSpec,
+                   consensus: float = 0.0) -> Tuple[PyTree, PyTree]:
+    """The gradients of both players' losses at one point of the game,
+    (∇_g L_G, ∇_d L_D): L_D is d_loss_fn (spec.loss's D half plus spec's
+    penalties, on real and G(z)), L_G is g_loss_fn. Their negative is the
+    game's gradient vector field v (Mescheder et al. 2018, eq. 3).
+
+    With consensus = γ > 0 both gradients gain γ ∇(½‖v‖²) (consensus
+    optimization, Mescheder et al. 2017, eq. 8;
+    regularizers.consensus_penalty). That gradient of a gradient needs D's
+    gradient as a function of G's parameters too, so here the fakes are not
+    constants: in d_step they are.
+
+    Args:
+      g_params, d_params: the players' parameters (stateless networks).
+      real: [B, *data_shape] data samples.
+      z: [B, z_dim] latents.
+      rng: key for the penalties' draws (the same key at every call gives
+        the same field).
+    Returns:
+      (G's gradient, D's gradient), pytrees like g_params and d_params.
+    """
+    d_rng, g_rng = jax.random.split(rng)
+
+    def gradients(g_p, d_p):
+        fake, _ = _apply(spec.G, g_p, {}, z, None, spec)
+        d_grads = jax.grad(lambda p: d_loss_fn(p, {}, real, fake, None, d_rng,
+                                               spec=spec)[0])(d_p)
+        g_grads = jax.grad(lambda p: g_loss_fn(p, {}, d_p, {}, z, None, g_rng,
+                                               spec=spec)[0])(g_p)
+        return g_grads, d_grads
+
+    grads = gradients(g_params, d_params)
+    if consensus > 0:
+        reg_grads = jax.grad(
+            lambda g_p, d_p: regularizers.consensus_penalty(gradients(g_p, d_p)),
+            argnums=(0, 1))(g_params, d_params)
+        grads = jax.tree.map(lambda g, r: g + consensus * r, grads, reg_grads)
+    return grads
+
+
+def game_step(params: Tuple[PyTree, PyTree], opt_states: Tuple[Any, Any],
+              real: jax.Array, z: jax.Array, rng: PRNGKey, *, spec: UpdateSpec,
+              simultaneous: bool, consensus: float = 0.0
+              ) -> Tuple[Tuple[PyTree, PyTree], Tuple[Any, Any]]:
+    """One round of gradient play through spec.g_tx and spec.d_tx.
+
+    Simultaneous: both players step from their gradients at the same point.
+    Alternating: G steps first, then spec.n_critic D steps, each from the
+    gradient at the current point (the order of the Dirac-GAN reference
+    code, github.com/LMescheder/GAN_stability, notebooks/diracgan; train_step
+    runs D first). D's parameters are clipped after every D update when
+    spec.d_weight_clip > 0 (WGAN).
+
+    Args:
+      params: (g_params, d_params).
+      opt_states: (g_opt_state, d_opt_state).
+      real, z, rng, consensus: as game_gradients.
+    Returns:
+      (new params, new opt_states), same structures.
+    """
+    (g_params, d_params), (g_opt, d_opt) = params, opt_states
+
+    def update(tx, grads, opt_state, p):
+        updates, opt_state = tx.update(grads, opt_state, p)
+        return optax.apply_updates(p, updates), opt_state
+
+    if simultaneous:
+        g_grads, d_grads = game_gradients(g_params, d_params, real, z, rng,
+                                          spec=spec, consensus=consensus)
+        g_params, g_opt = update(spec.g_tx, g_grads, g_opt, g_params)
+        d_params, d_opt = update(spec.d_tx, d_grads, d_opt, d_params)
+        return (g_params, clip_d_params(d_params, spec)), (g_opt, d_opt)
+    g_grads, _ = game_gradients(g_params, d_params, real, z, rng, spec=spec,
+                                consensus=consensus)
+    g_params, g_opt = update(spec.g_tx, g_grads, g_opt, g_params)
+    for i in range(spec.n_critic):
+        _, d_grads = game_gradients(g_params, d_params, real, z,
+                                    jax.random.fold_in(rng, i + 1), spec=spec,
+                                    consensus=consensus)
+        d_params, d_opt = update(spec.d_tx, d_grads, d_opt, d_params)
+        d_params = clip_d_params(d_params, spec)
+    return (g_params, d_params), (g_opt, d_opt)

@@ -23,7 +23,8 @@ def test_reg_section_has_one_weight_per_registered_penalty():
     # One weight per penalty, then the keys of lazy regularization and of the
     # (generator-side) path-length penalty.
     assert set(reg) == {p.key for p in regularizers.PENALTIES} | {
-        'd_reg_interval', 'g_reg_interval', 'pl_weight', 'pl_decay', 'pl_batch_shrink'}
+        'd_reg_interval', 'g_reg_interval', 'pl_weight', 'pl_decay', 'pl_batch_shrink',
+        'weight_clip'}
     assert all(reg[p.key] == p.default for p in regularizers.PENALTIES)
 
 

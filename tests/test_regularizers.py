@@ -70,7 +70,7 @@ def test_registry_declares_each_penalty_once_in_the_order_of_the_sum():
     assert (gp.coefficient(10.0), r1.coefficient(10.0), r2.coefficient(3.0)) == (
         10.0, 5.0, 1.5)
     with pytest.raises(ValueError, match="unknown penalty 'dragan'; valid penalties: "
-                                         "gp_weight, r1_gamma, r2_gamma"):
+                                         "gp_weight, r1_gamma, r2_gamma, dragan_weight"):
         regularizers.get('dragan')
 
 
@@ -88,5 +88,46 @@ def test_registry_entries_call_their_penalty_on_the_declared_samples():
     assert float(r1(quad, REAL, FAKE, KEY)) != float(r2(quad, REAL, FAKE, KEY))
     assert gp.error(0.0) is None and gp.error(1.5) is None
     assert gp.error(-1.0) == 'reg.gp_weight must be >= 0, got -1.0'
-    with pytest.raises(ValueError, match='inputs must be one of real, fake, both'):
+    with pytest.raises(ValueError,
+                       match='inputs must be one of real, fake, both, real_rng'):
         regularizers.Penalty('x', 'reg/x', regularizers.r1_penalty, 'interpolates')
+
+
+def test_dragan_zero_for_unit_gradient_and_known_for_a_linear_discriminator():
+    unit = linear_d(jnp.array([0.6, 0.0, 0.8]))
+    np.testing.assert_allclose(regularizers.dragan_penalty(unit, REAL, KEY), 0.0,
+                               atol=1e-6)
+    three = linear_d(jnp.array([1.0, 2.0, 2.0]))  # ‖∇D‖ = 3 everywhere: (3 - 1)²
+    np.testing.assert_allclose(regularizers.dragan_penalty(three, REAL, KEY), 4.0,
+                               rtol=1e-5)
+
+
+def test_dragan_evaluates_the_gradient_at_the_reference_perturbation():
+    # D(x) = ½‖x‖² has ∇D(x̂) = x̂: the penalty is mean((‖x̂‖ - 1)²) at
+    # x̂ = x + α · 0.5 std(x) U[0, 1], with the draws of the penalty's key.
+    d = lambda x: 0.5 * jnp.sum(x ** 2, axis=-1)  # noqa: E731
+    delta_rng, alpha_rng = jax.random.split(KEY)
+    u = np.asarray(jax.random.uniform(delta_rng, REAL.shape))
+    alpha = np.asarray(jax.random.uniform(alpha_rng, (REAL.shape[0], 1)))
+    x = np.asarray(REAL, np.float64)
+    perturbed = x + alpha * 0.5 * x.std() * u
+    expected = np.mean((np.linalg.norm(perturbed, axis=-1) - 1.0) ** 2)
+    np.testing.assert_allclose(regularizers.dragan_penalty(d, REAL, KEY), expected,
+                               rtol=1e-5)
+    # Every perturbation lies within 0.5 std(x) of its data point, per value.
+    assert np.all((perturbed - x >= 0) & (perturbed - x <= 0.5 * x.std()))
+
+
+def test_dragan_registry_entry_draws_from_its_own_key():
+    dragan = regularizers.get('dragan_weight')
+    assert (dragan.metric, dragan.inputs, dragan.coefficient(10.0)) == (
+        'reg/dragan', 'real_rng', 10.0)
+    d = lambda x: 0.5 * jnp.sum(x ** 2, axis=-1)  # noqa: E731
+    assert float(dragan(d, REAL, FAKE, KEY)) == float(
+        regularizers.dragan_penalty(d, REAL, jax.random.fold_in(KEY, 1)))
+
+
+def test_consensus_penalty_is_half_the_squared_norm_of_the_field():
+    field = ({'a': jnp.array([3.0]), 'b': jnp.zeros((2, 2))}, [jnp.array([4.0, 0.0])])
+    assert float(regularizers.consensus_penalty(field)) == 0.5 * 25.0
+    assert float(regularizers.consensus_penalty(({'a': jnp.zeros(3)},))) == 0.0
