@@ -1,5 +1,6 @@
-"""The figure scripts: scripts/figure_gan_1d.py, figure_losses.py and
-figure_samples.py, run in-process on small settings."""
+"""The figure scripts: scripts/figure_gan_1d.py, figure_losses.py,
+figure_samples.py, figure_dirac_gan.py, figure_wgan_critics.py and
+figure_unrolled_ring.py, run in-process on small settings."""
 import os
 import sys
 
@@ -14,6 +15,7 @@ from gan_jax import loop
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'scripts'))
 
+import figure_dirac_gan  # noqa: E402
 import figure_gan_1d  # noqa: E402
 import figure_losses  # noqa: E402
 import figure_samples  # noqa: E402
@@ -124,3 +126,15 @@ def test_samples_figure_of_a_2d_run(ring_workdir, tmp_path):
     assert not os.path.exists(str(tmp_path / 'samples_interp.png'))  # points: none
     with pytest.raises(SystemExit, match='--member needs a sweep workdir'):
         figure_samples.main(['--workdir', ring_workdir, '--member', '0', '--out', out])
+
+
+def test_dirac_gan_quick_figure_is_written(tmp_path, capsys):
+    out, table = str(tmp_path / 'dirac.png'), str(tmp_path / 'dirac.md')
+    figure_dirac_gan.main(['--quick', '--methods', 'gan,r1,wgan_gp', '--out', out,
+                           '--table', table])
+    assert_nontrivial_png(out)
+    text = open(table).read()
+    assert 'R1 (γ 0.3) | -0.1500 -0.4770i, -0.1500 +0.4770i |' in text
+    assert 'not defined (v_ψ jumps by 1.399 across ψ = 0)' in text
+    with pytest.raises(SystemExit, match="unknown method 'r3'; valid: gan, nsgan"):
+        figure_dirac_gan.main(['--quick', '--methods', 'r3', '--out', out])
