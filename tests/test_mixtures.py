@@ -1,5 +1,6 @@
 """2-D mixtures and their mode metrics."""
 import numpy as np
+import pytest
 
 from gan_jax.data import mixtures
 from gan_jax.metrics.modes import mode_metrics
@@ -67,3 +68,49 @@ def test_mode_metrics_closed_form():
     all_modes = mode_metrics(np.repeat(centers, 3, axis=0), centers, std)
     assert all_modes['modes'] == 8 and all_modes['reverse_kl'] == 0.0
     assert np.isnan(mode_metrics(np.array([[0.0, 0.0]]), centers, std)['reverse_kl'])
+
+
+def test_swissroll_matches_its_definition():
+    # Gulrajani et al.'s gan_toy.py: make_swiss_roll(noise=0.25)[0][:, [0, 2]] / 7.5,
+    # i.e. t = 1.5π(1 + 2u), (t cos t, t sin t) + 0.25 N(0, I), over 7.5; the
+    # same draws in the same order as the sampler.
+    rng = np.random.default_rng(5)
+    t = 1.5 * np.pi * (1 + 2 * rng.uniform(size=1000))
+    noise = rng.standard_normal((1000, 2))
+    expected = (np.stack([t * np.cos(t), t * np.sin(t)], 1) + 0.25 * noise) / 7.5
+    points = mixtures.swissroll(np.random.default_rng(5), 1000)
+    assert points.dtype == np.float32 and points.shape == (1000, 2)
+    np.testing.assert_allclose(points, expected, rtol=1e-6, atol=1e-6)
+    # Without the noise the points lie on the spiral r = t / 7.5 at angle t.
+    curve = np.stack([t * np.cos(t), t * np.sin(t)], 1) / 7.5
+    np.testing.assert_allclose(np.linalg.norm(curve, axis=1), t / 7.5, rtol=1e-12)
+    residual = points - curve
+    np.testing.assert_allclose(residual.std(axis=0), 0.25 / 7.5, rtol=0.1)
+
+
+def test_swissroll_has_sklearns_distribution():
+    datasets = pytest.importorskip('sklearn.datasets')
+    ours = mixtures.swissroll(np.random.default_rng(0), 20000)
+    theirs = datasets.make_swiss_roll(20000, noise=0.25, random_state=0)[0][:, [0, 2]]
+    theirs = theirs / 7.5
+    for axis in range(2):  # the quantiles of both coordinates agree
+        q = np.linspace(0.05, 0.95, 19)
+        np.testing.assert_allclose(np.quantile(ours[:, axis], q),
+                                   np.quantile(theirs[:, axis], q), atol=0.05)
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1).mean(),
+                               np.linalg.norm(theirs, axis=1).mean(), rtol=0.01)
+
+
+def test_swissroll_batches_and_extras():
+    a = mixtures.batches('swissroll', seed=1, batch_shape=(2, 50), num_train=1000)
+    first = [next(a) for _ in range(12)]
+    assert first[0].shape == (2, 50, 2) and first[0].dtype == np.float32
+    b = mixtures.batches('swissroll', seed=1, batch_shape=(2, 50), num_train=1000,
+                         start_batch=11)
+    np.testing.assert_array_equal(next(b), first[11])
+    assert mixtures.extras('swissroll') == {}  # no modes to count
+    assert set(mixtures.extras('grid')) == {'centers', 'std'}
+    assert mixtures.NAMES == ('ring', 'grid', 'swissroll')
+    with pytest.raises(ValueError, match="'swissroll' is not a Gaussian "
+                                                       'mixture with modes'):
+        mixtures.centers_and_std('swissroll')
