@@ -15,6 +15,11 @@ FLAGS = flags.FLAGS
 # Exit codes: 2 = bad input (config, flags, workdir), 3 = training diverged.
 EXIT_BAD_INPUT = 2
 EXIT_NONFINITE = 3
+# `--config.evals=none` turns in-loop evaluation off for any config (and the
+# best checkpoint, which an evaluation judges): config_flags cannot parse a
+# word as a ConfigDict, so the flag becomes `--config.evals={}`.
+EVALS_NONE = '--config.evals=none'
+_evals_off = []
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
@@ -49,6 +54,9 @@ def main(fn, *, needs_config: bool, needs_workdir: bool = True) -> None:
         flags.mark_flags_as_required(['workdir'])
 
     def flags_parser(argv):
+        if any(a.lower() == EVALS_NONE for a in argv):
+            _evals_off.append(True)
+            argv = ['--config.evals={}' if a.lower() == EVALS_NONE else a for a in argv]
         try:
             return FLAGS(argv)
         except flags.Error as e:
@@ -82,6 +90,8 @@ def main(fn, *, needs_config: bool, needs_workdir: bool = True) -> None:
         except ValueError as e:
             fail(str(e))
         if needs_config:
+            if _evals_off:
+                FLAGS.config.best_metric = ''
             _run_guarded(lambda: fn(FLAGS.config, FLAGS.workdir))
         else:
             _run_guarded(lambda: fn(FLAGS.workdir))

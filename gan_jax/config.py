@@ -19,7 +19,7 @@ FREE_FORM = ('model.g', 'model.d', 'evals')
 RESUMABLE_KEYS = ('num_steps', 'log_every', 'checkpoint_every', 'eval_every',
                   'sample_every', 'keep_checkpoints', 'progress',
                   'allow_config_change', 'data.data_dir', 'data.download',
-                  'data.prefetch', 'evals', 'best_metric', 'best_mode',
+                  'data.prefetch', 'data.max_memory_gib', 'evals', 'best_metric', 'best_mode',
                   'parallel.num_devices', 'steps_per_call')
 # Entries of config.json that describe the machine a run used, not the run.
 RUNTIME_KEY = '_runtime'
@@ -76,6 +76,10 @@ def default_config() -> ml_collections.ConfigDict:
         # dataset 'synthetic' (gan_jax/data/synthetic.py): random uint8 images
         synthetic_shape=(32, 32, 3),  # (H, W, C) of each image
         synthetic_examples=1024,      # images held in memory
+        # dataset 'folder' (gan_jax/data/folder.py): your own images
+        path='',                  # a directory (searched recursively) or a .zip
+        channels=0,               # 1 (grayscale) or 3 (RGB); 0 = inferred from the images
+        max_memory_gib=16.0,      # refuse a folder whose decoded images need more
     ))
     c.model = ml_collections.ConfigDict(dict(
         name='mlp',
@@ -317,6 +321,9 @@ def validate(config: ml_collections.ConfigDict, *, device_count: int = 1) -> Non
          f'unknown dataset {config.dataset!r}; valid datasets: {", ".join(data.names())}')
     if config.dataset == data.synthetic.NAME:
         message = data.synthetic.check(config.data)
+        need(not message, message)
+    if config.dataset == data.folder.NAME:
+        message = data.folder.check(config.data)
         need(not message, message)
     try:
         from gan_jax import augment

@@ -181,5 +181,7 @@ def prepare(config: ml_collections.ConfigDict, workdir: str,
                'per_device_batch': config.batch_size // mesh.size}
     if sweep is not None:
         runtime['members'] = sweep.num_members
+    if config.dataset == data.folder.NAME:  # its class mapping and content key
+        runtime['folder'] = data.folder.record(config.data)
     return Prepared(config, sweep, mesh, info, G, D, spec,
                     jax.tree.map(np.asarray, init_state), evaluators, runtime)

@@ -17,7 +17,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from gan_jax.data import mixtures, synthetic
+from gan_jax.data import folder, mixtures, synthetic
 from gan_jax.data.images import IMAGE_DATASETS, DataError  # noqa: F401
 
 POINT_DATASETS = tuple(mixtures.MIXTURES)
@@ -49,10 +49,12 @@ class DataInfo:
 
 
 def get_info(config: ml_collections.ConfigDict) -> DataInfo:
-    """DataInfo for config.dataset (reads no data).
+    """DataInfo for config.dataset (reads no data; for `folder`, lists
+    data.path and reads one image header).
 
     Raises:
       ValueError: for an unknown dataset name, listing the valid ones.
+      DataError: dataset `folder` with a missing or empty data.path.
     """
     from gan_jax.data import images
     name = config.dataset
@@ -63,6 +65,12 @@ def get_info(config: ml_collections.ConfigDict) -> DataInfo:
     if name == synthetic.NAME:
         return DataInfo(shape=synthetic.shape(config.data), kind='images',
                         num_classes=synthetic.NUM_CLASSES if config.data.labels else 0)
+    if name == folder.NAME:
+        # Lists data.path and reads one image header (channels, classes).
+        lay = folder.layout(config.data)
+        return DataInfo(shape=folder.output_shape(config.data), kind='images',
+                        num_classes=len(lay.classes) if config.data.labels else 0,
+                        extras={'classes': lay.classes})
     if name in IMAGE_DATASETS:
         return DataInfo(shape=images.output_shape(config.data, name),
                         num_classes=images.NUM_CLASSES[name] if config.data.labels else 0,

@@ -23,7 +23,9 @@ import numpy as np
 from gan_jax.data import order
 
 TFDS_DATASETS = ('cifar10', 'celeb_a', 'mnist', 'digits')
-IMAGE_DATASETS = TFDS_DATASETS + ('stacked_mnist',)
+# 'folder' (gan_jax/data/folder.py): your own images, built into a TFDS
+# dataset of its own.
+IMAGE_DATASETS = TFDS_DATASETS + ('stacked_mnist', 'folder')
 NATIVE_SHAPE = {'cifar10': (32, 32, 3), 'celeb_a': (218, 178, 3),
                 'mnist': (28, 28, 1), 'digits': (28, 28, 1)}
 DEFAULT_SIZE = {'cifar10': 32, 'celeb_a': 64, 'mnist': 28, 'digits': 28,
@@ -54,6 +56,9 @@ def image_size(data_config, name: str) -> int:
 
 def output_shape(data_config, name: str) -> Tuple[int, int, int]:
     """(H, W, C) of the images the pipeline yields."""
+    if name == 'folder':
+        from gan_jax.data import folder
+        return folder.output_shape(data_config)
     size = image_size(data_config, name)
     channels = 3 if name in ('cifar10', 'celeb_a', 'stacked_mnist') else 1
     return (size, size, channels)
@@ -166,6 +171,9 @@ def load_split(data_config, name: str, split: Optional[str] = None
     Raises:
       DataError: the dataset is not prepared and cannot be downloaded.
     """
+    if name == 'folder':  # one split: every image of data.path
+        from gan_jax.data import folder
+        return folder.load_split(data_config)
     size = image_size(data_config, name)
     crop = data_config.crop if name == 'celeb_a' else 0
     return _load_cached(name, split or data_config.split, data_config.data_dir,
@@ -175,6 +183,15 @@ def load_split(data_config, name: str, split: Optional[str] = None
 def to_float(images: np.ndarray) -> np.ndarray:
     """uint8 [..., H, W, C] in 0..255 -> float32 in [-1, 1]."""
     return images.astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Float images [..., H, W, C] in [-1, 1] -> uint8 in 0..255: the
+    quantisation generated images get when written as PNG. The nearest level,
+    computed in float64 (so no float32 product rounds across a half level);
+    the exact inverse of `to_float`: to_uint8(to_float(u)) == u for every u."""
+    levels = (np.asarray(images, np.float64) + 1.0) * 127.5
+    return np.clip(np.round(levels), 0, 255).astype(np.uint8)
 
 
 # to_float of every uint8 value: the device looks pixels up in this table, so

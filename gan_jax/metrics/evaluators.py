@@ -39,6 +39,13 @@ class _FeatureMetric:
         if features not in features_lib.EXTRACTORS:
             raise ValueError(f'unknown features {features!r}; valid: '
                              f'{", ".join(features_lib.EXTRACTORS)}')
+        if features == 'digits' and info.shape[-1] != 1:
+            # Refused at start-up, not at the first evaluation.
+            raise ValueError(
+                f'digit features read one-channel images, but dataset '
+                f'{config.dataset!r} gives {info.shape[-1]} channels: set '
+                "--config.data.channels=1 (dataset folder), features='inception' "
+                'or --config.evals=none')
         self.features, self.num_samples = features, int(num_samples)
         self.split, self.seed = split, seed
         self.dataset, self.data_config = config.dataset, config.data

@@ -211,14 +211,19 @@ def reference_stats(data_config, dataset: str, split: str, extractor
       ValueError: dataset has no real images to compare against.
       DataError: dataset not prepared.
     """
-    from gan_jax.data import images as images_lib
-    if dataset not in images_lib.TFDS_DATASETS:
+    from gan_jax.data import folder, images as images_lib
+    if dataset not in images_lib.TFDS_DATASETS + (folder.NAME,):
         raise ValueError(f'no reference images for dataset {dataset!r}: feature '
                          f'metrics compare with one of '
-                         f'{", ".join(images_lib.TFDS_DATASETS)}')
+                         f'{", ".join(images_lib.TFDS_DATASETS + (folder.NAME,))}')
     shape = images_lib.output_shape(data_config, dataset)
     crop = data_config.crop if dataset == 'celeb_a' else 0
-    path = cache_path(dataset, split, shape, crop, extractor.name)
+    # A folder is its own reference (all its images, whatever `split`),
+    # cached under its content key: an edited folder gets new statistics.
+    cached_name = (f'folder-{folder.content_key(data_config)}'
+                   if dataset == folder.NAME else dataset)
+    path = cache_path(cached_name, 'all' if dataset == folder.NAME else split,
+                      shape, crop, extractor.name)
     cached: Optional[Dict[str, np.ndarray]] = None
     if os.path.exists(path):
         try:
