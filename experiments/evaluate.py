@@ -6,6 +6,12 @@ one JSON object (also appended to WORKDIR/eval.jsonl for a run).
       [--metrics fid,kid,pr] [--features digits] [--num_samples 10000]
   # images from any codebase, against a dataset split
   python experiments/evaluate.py --images DIR --dataset cifar10 --split train
+  # images (e.g. experiments/generate.py's) against a run's own dataset,
+  # such as the images of a dataset=folder run
+  python experiments/evaluate.py --images DIR --workdir workdirs/my_folder_run
+  # against a folder of images of your own
+  python experiments/evaluate.py --images DIR --dataset folder \
+      --data_path MY_IMAGES --image_size 64
   # a real held-out split as the "generated" set: the floor of each metric
   python experiments/evaluate.py --real_split test --dataset digits
 
@@ -43,6 +49,8 @@ flags.DEFINE_string('dataset', None, 'Dataset of the reference split for '
 flags.DEFINE_integer('image_size', 0, 'Reference image size for --dataset '
                      '(0 = the dataset default).')
 flags.DEFINE_string('data_dir', '', 'TFDS data directory for --dataset.')
+flags.DEFINE_string('data_path', '', 'The images of --dataset folder (a directory '
+                    'or .zip; needs --image_size).')
 
 
 def _load_pngs(folder):
@@ -83,6 +91,10 @@ def main(workdir):
         record.update(step=int(state.step),
                       checkpoint='best' if FLAGS.best else 'latest',
                       generator='raw' if FLAGS.raw else 'ema')
+    elif workdir:  # --images against the run's own dataset (its data.* keys)
+        config = workdir_lib.read_config(workdir)
+        info = data.get_info(config)
+        record['reference_run'] = os.path.abspath(workdir)
     else:
         if not FLAGS.dataset:
             launch.fail('--images and --real_split without --workdir need --dataset')
@@ -90,6 +102,7 @@ def main(workdir):
         config.dataset = FLAGS.dataset
         config.data.image_size = FLAGS.image_size
         config.data.data_dir = FLAGS.data_dir
+        config.data.path = FLAGS.data_path
         config_lib.validate(config)
         info = data.get_info(config)
     if config.dataset == 'stacked_mnist':
@@ -102,6 +115,10 @@ def main(workdir):
         if FLAGS.images:
             pool = _load_pngs(FLAGS.images)
             record['images'] = os.path.abspath(FLAGS.images)
+            if info.kind == 'images' and pool.shape[1:] != tuple(info.shape):
+                launch.fail(f'the images in {FLAGS.images} are '
+                            f'{"x".join(map(str, pool.shape[1:]))}, the reference '
+                            f'dataset\'s {"x".join(map(str, info.shape))}')
         else:
             pool, _ = images_lib.load_split(config.data, config.dataset,
                                             FLAGS.real_split)

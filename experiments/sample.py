@@ -2,10 +2,13 @@ r"""Writes samples of a trained run to an .npz file.
 
   python experiments/sample.py --workdir /tmp/toy_ring --num 2500 \
       --out samples.npz [--seed 0] [--raw] [--member i (of a sweep)]
+  python experiments/sample.py --workdir DIR --seeds 0-999 --out samples.npz
 
 The file holds `samples`: float32, images NHWC in [-1, 1] or 2-D points, a
 deterministic function of (latest checkpoint, --seed, --num). By default they
 come from the EMA generator; --raw uses the trained weights themselves.
+With --seeds A-B, sample i has its own seed A + i (the latents and classes of
+experiments/generate.py, whose PNGs are these samples quantised to uint8).
 """
 import os
 import sys
@@ -23,6 +26,9 @@ flags.DEFINE_bool('raw', False, 'Sample the raw generator instead of its EMA.')
 flags.DEFINE_integer('member', None, 'Member of a sweep workdir (experiments/sweep.py).')
 flags.DEFINE_float('truncation', 1.0, 'Truncation psi (generators with a w_avg: '
                    'stylegan2); 1 = none.')
+flags.DEFINE_string('seeds', None, 'Seed range A-B (inclusive): one latent per seed, '
+                    'normal(PRNGKey(s)), class s mod K, as experiments/generate.py '
+                    '(replaces --num and --seed).')
 flags.mark_flags_as_required(['out'])
 
 
@@ -45,11 +51,21 @@ def main(workdir):
     else:
         config, _, G, _, state = experiment.load_run(workdir)
     params = state.g_params if FLAGS.raw else state.ema_params
-    z = sampling.latents(FLAGS.seed, FLAGS.num, config.model.z_dim)
-    labels = sampling.class_labels(G, FLAGS.num)  # None if unconditional
+    if FLAGS.seeds is not None:
+        try:
+            seeds = sampling.parse_seed_range(FLAGS.seeds)
+        except ValueError as e:
+            launch.fail(f'--seeds: {e}')
+        z = sampling.seed_latents(seeds, config.model.z_dim)
+        labels = sampling.seed_labels(G, seeds)
+    else:
+        z = sampling.latents(FLAGS.seed, FLAGS.num, config.model.z_dim)
+        labels = sampling.class_labels(G, FLAGS.num)  # None if unconditional
     samples = sampling.sample(G, params, state.g_state, z, labels,
                               truncation_psi=FLAGS.truncation)
     extra = {} if labels is None else {'labels': np.asarray(labels)}
+    if FLAGS.seeds is not None:
+        extra['seeds'] = np.asarray(seeds)
     np.savez(FLAGS.out, samples=samples, **extra, step=int(state.step), seed=FLAGS.seed,
              ema=not FLAGS.raw)
     print(f'wrote {samples.shape[0]} samples of shape {samples.shape[1:]} '

@@ -1,6 +1,6 @@
 """Sampling from a trained generator: samples, and latents from a seed."""
 import functools
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax
@@ -15,6 +15,44 @@ from gan_jax.types import PyTree
 def latents(seed: int, num: int, z_dim: int) -> jax.Array:
     """Standard normal latents [num, z_dim], a fixed function of (seed, num)."""
     return jax.random.normal(jax.random.PRNGKey(seed), (num, z_dim), jnp.float32)
+
+
+def parse_seed_range(text: str) -> range:
+    """'A-B' -> range(A, B + 1) (inclusive, StyleGAN's --seeds); 'A' -> one
+    seed. Seeds lie in [0, 2**32).
+
+    Raises:
+      ValueError: anything else (one line).
+    """
+    parts = text.split('-')
+    try:
+        lo, hi = (int(parts[0]), int(parts[-1])) if len(parts) <= 2 else (-1, -1)
+    except ValueError:
+        lo = hi = -1
+    if lo < 0 or hi < lo or hi >= 2**32:
+        raise ValueError(f'seeds must be A-B with 0 <= A <= B < 2**32, got {text!r}')
+    return range(lo, hi + 1)
+
+
+def seed_latents(seeds: Sequence[int], z_dim: int) -> jax.Array:
+    """One standard normal latent per seed, [len(seeds), z_dim]: row i is a
+    function of seeds[i] alone (StyleGAN's per-seed convention), so an image
+    does not depend on which other seeds are drawn with it."""
+    keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(np.asarray(seeds, np.uint32)))
+    return jax.vmap(lambda k: jax.random.normal(k, (z_dim,), jnp.float32))(keys)
+
+
+def seed_labels(G: nn.Module, seeds: Sequence[int],
+                class_index: Optional[int] = None) -> Optional[jax.Array]:
+    """Labels [len(seeds)] int32 of a conditional generator (K classes):
+    `class_index` for every seed, or seed mod K (a function of the seed
+    alone); None for an unconditional generator."""
+    k = models.num_classes_of(G)
+    if not k:
+        return None
+    seeds = np.asarray(seeds, np.int64)
+    return jnp.asarray(np.full(len(seeds), class_index) if class_index is not None
+                       else seeds % k, jnp.int32)
 
 
 def class_labels(G: nn.Module, num: int) -> Optional[jax.Array]:

@@ -279,6 +279,10 @@ def decode_all(data_config, lay: Layout) -> Tuple[np.ndarray, np.ndarray]:
                             f'while {lay.names[0]} is not (mixed modes); set '
                             '--config.data.channels=1 or 3 to convert every image')
                     images[i] = preprocess(im, size, lay.channels)
+            except Image.UnidentifiedImageError:
+                bad.append((name, 'cannot decode it (corrupt, or not an image PIL '
+                                  'can read)'))
+                continue
             except Exception as e:  # noqa: BLE001 - every file is reported
                 reason = str(e) if isinstance(e, ValueError) else \
                     f'cannot decode it ({type(e).__name__}: {e})'
@@ -365,7 +369,8 @@ def _load(key: str, data_dir: str, data_config_items: Tuple) -> Tuple[np.ndarray
     data_config = ConfigDict(dict(data_config_items))
     import tensorflow_datasets as tfds
     b = builder(data_config)
-    if not b.is_prepared():
+    # (TFDS' is_prepared() logs a warning for a variant not yet built.)
+    if not os.path.exists(os.path.join(str(b.data_dir), 'dataset_info.json')):
         # Decoded (and every file checked) before TFDS creates a directory,
         # so a bad folder leaves nothing behind.
         lay = layout(data_config)
