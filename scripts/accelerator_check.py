@@ -3,13 +3,14 @@ bfloat16 beside PyTorch eager, the sweep speed-up, the loop's overhead,
 Inception throughput and compile times, in one command.
 
   python scripts/accelerator_check.py --out DIR [--cpu] [--tiny]
-      [--parts step,torch,sweep,loop,inception,compile] [--steps 50]
-      [--time_budget_s 400] [--compilation_cache DIR]
+      [--parts step,torch,sweep,loop,inception,compile]
+      [--torch_variants eager,tuned,compiled] [--time_budget_s 400]
+      [--compilation_cache DIR]
 
 Writes DIR/accelerator_check.json (every number, the environment, the peaks
 assumed) and DIR/accelerator_check.md (the same as tables), rewritten after
 each part, so a run stopped early still leaves what it measured. Sized for
-<= 8 minutes on one GPU; --tiny shrinks every part (batch 4, K = 1 and 2, a
+<= 8 minutes on one GPU; --tiny shrinks every part (batch 4, K = 2, a
 few steps, narrow networks, plain XLA convolutions, XLA's optimisations off)
 so that all of them run in seconds per part on a CPU (the fast-tier test);
 --cpu forces JAX_PLATFORMS=cpu (and torch on the CPU).
@@ -26,12 +27,16 @@ Parts:
              and latency (median of blocked steps), images/s (real images per
              second: batch x n_critic / step), GFLOP/step from XLA's cost
              analysis of the compiled step, achieved TFLOP/s and its share of
-             the device's dense peak (PEAK_TFLOPS; float32 rows are quoted
+             the device's dense peak (step_timing.PEAK_TFLOPS: H200 dense
+             bf16 989, TF32 495, FP32 67 TFLOP/s; float32 rows are quoted
              against TF32, which XLA uses for float32 convolutions and matrix
              products on GPUs by default, and against plain FP32);
-  torch      the same networks and step in PyTorch eager on the same device
+  torch      the same networks and step in PyTorch on the same device
              (scripts/torch_reference.py; CUDA with TF32 and cuDNN autotuning
-             as bench_step; bfloat16 = torch.autocast), where torch imports;
+             as bench_step; bfloat16 = torch.autocast), where torch imports,
+             in the forms of --torch_variants (default eager, and tuned:
+             channels_last and Adam(fused=True); 'compiled' adds
+             torch.compile), timed as the JAX rows (scripts/step_timing.py);
   sweep      K = 1, 4, 16 members of toy_ring and DCGAN-32 (batch 64) in one
              compiled sweep step (gan_jax.sweep.make_sweep_step, member mode
              as a sweep run picks it: 'vmap' off CPU; --tiny: 'vmap') against
@@ -54,7 +59,6 @@ A part that fails records its error and the others still run; the exit status
 is 1 when any part or row failed (skipped rows, e.g. torch missing, do not).
 """
 import argparse
-import contextlib
 import datetime
 import importlib
 import importlib.util
@@ -62,7 +66,6 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -74,6 +77,8 @@ ROOT = os.path.dirname(HERE)
 for _path in (ROOT, HERE):  # experiments.configs; sibling scripts
     if _path not in sys.path:
         sys.path.insert(0, _path)
+
+import step_timing  # noqa: E402  (a sibling script module, as bench_step)
 
 PARTS = ('step', 'torch', 'sweep', 'loop', 'inception', 'compile')
 JSON_FILE = 'accelerator_check.json'
@@ -93,24 +98,24 @@ STEP_MODELS = (
 # derivatives), more than the whole tiny check.
 SKIPPED_WHEN_TINY = ('cifar10_stylegan2_ada',)
 DTYPES = ('float32', 'bfloat16')
-# Dense peaks in TFLOP/s (no sparsity), by a substring of jax's device_kind.
-# 'tf32' is the rate of float32 convolutions and matrix products computed in
-# TF32, XLA's default for float32 on these GPUs.
-PEAK_TFLOPS = {
-    'H200': {'bfloat16': 989.0, 'tf32': 495.0, 'float32': 67.0},
-    'H100': {'bfloat16': 989.0, 'tf32': 495.0, 'float32': 67.0},  # SXM
-}
+# Forms of the PyTorch reference step the torch part times by default
+# (torch_reference.VARIANTS; --torch_variants adds 'compiled').
+TORCH_VARIANTS = ('eager', 'tuned')
 
 
 def sizes(tiny: bool) -> Dict[str, Any]:
     """Every size the parts use, full or --tiny."""
     if tiny:
-        return dict(batches=(4,), members=(1, 2), steps=3, latency_steps=2,
-                    sweep_batch=4, loop_steps=12, loop_batch=4,
+        # K = 2 only: K = 1 runs the same sweep code, and every sweep program
+        # costs seconds of compile on a 2-core CPU.
+        return dict(batches=(4,), members=(2,), steps=3, latency_steps=2,
+                    rounds=1, sweep_batch=4, loop_steps=12, loop_batch=4,
                     toy_loop_steps=12, toy_steps_per_call=2,
                     inception_batches=(2,), inception_images=4)
+    # Throughput in 5 blocks of 10 steps: a median and a spread, and each
+    # block long enough to keep a GPU's queue full.
     return dict(batches=(64, 256), members=(1, 4, 16), steps=50, latency_steps=20,
-                sweep_batch=64, loop_steps=300, loop_batch=64,
+                rounds=5, sweep_batch=64, loop_steps=300, loop_batch=64,
                 toy_loop_steps=3000, toy_steps_per_call=10,
                 inception_batches=(50, 500), inception_images=5000)
 
@@ -181,47 +186,28 @@ def config_key(config) -> str:
 # --------------------------------------------------------------------------- #
 # Timing.                                                                      #
 # --------------------------------------------------------------------------- #
-def program_flops(compiled) -> Optional[float]:
-    """FLOPs of a compiled XLA program by its cost analysis (a dict, or a
-    list with one dict per program in some jax versions), or None."""
-    try:
-        analysis = compiled.cost_analysis()
-    except Exception:  # some backends have no cost model
-        return None
-    if isinstance(analysis, (list, tuple)):
-        analysis = analysis[0] if analysis else {}
-    flops = (analysis or {}).get('flops')
-    return float(flops) if flops else None
-
-
 def time_jax(call: Callable[[Any], Tuple[Any, Any]], state: Any, steps: int,
-             latency_steps: int) -> Tuple[Any, Dict[str, float]]:
-    """Times `state, metrics = call(state)` (a donating step: always rebind).
+             latency_steps: int, rounds: int = 1) -> Tuple[Any, Dict[str, float]]:
+    """Times `state, metrics = call(state)` (a donating step: always rebind)
+    after two warm-up calls, by step_timing.measure.
 
     Returns:
       (the last state, {'ms': throughput ms/step (steps dispatched back to
-      back, one block at the end), 'latency_ms': median of latency_steps
-      steps each blocked, 'spread_ms': half their interquartile range}).
+      back, one block at the end), 'spread_ms', 'latency_ms': median of
+      latency_steps steps each blocked, 'latency_spread_ms',
+      'latency_min_ms'}).
     """
     import jax
-    import numpy as np
+    holder = {'state': state}
+
+    def dispatch():
+        holder['state'], _ = call(holder['state'])
+    stepper = step_timing.Stepper(
+        dispatch, lambda: jax.block_until_ready(holder['state']))
     for _ in range(2):
-        state, _ = call(state)
-    jax.block_until_ready(state)
-    start = time.perf_counter()
-    for _ in range(steps):
-        state, _ = call(state)
-    jax.block_until_ready(state)
-    ms = 1e3 * (time.perf_counter() - start) / steps
-    times = []
-    for _ in range(latency_steps):
-        start = time.perf_counter()
-        state, _ = call(state)
-        jax.block_until_ready(state)
-        times.append(1e3 * (time.perf_counter() - start))
-    q25, q50, q75 = np.percentile(times, [25, 50, 75])
-    return state, {'ms': ms, 'latency_ms': float(q50),
-                   'spread_ms': float(q75 - q25) / 2}
+        stepper.dispatch()
+    timing = step_timing.measure([stepper], steps, rounds, latency_steps)[0]
+    return holder['state'], timing
 
 
 class Programs:
@@ -268,37 +254,32 @@ class Programs:
                                            batch_sharding=split)
             compiled = self.compile(part, name, jitted, state, batch)
             self._steps[key] = dict(compiled=compiled, state=state, batch=batch,
-                                    flops=program_flops(compiled), info=info)
+                                    flops=step_timing.program_flops(compiled),
+                                    info=info)
         return self._steps[key]
 
-    def time_step(self, part: str, name: str, config, steps: int,
-                  latency_steps: int) -> Tuple[Dict[str, Any], Dict[str, float]]:
+    def time_step(self, part: str, name: str, config, size: Dict[str, Any]
+                  ) -> Tuple[Dict[str, Any], Dict[str, float]]:
+        """(the step's entry, time_jax's timing at `size`'s steps, latency
+        steps and rounds)."""
         entry = self.step(part, name, config)
         compiled, batch = entry['compiled'], entry['batch']
-        entry['state'], timing = time_jax(lambda s: compiled(s, batch),
-                                          entry['state'], steps, latency_steps)
+        entry['state'], timing = time_jax(
+            lambda s: compiled(s, batch), entry['state'], size['steps'],
+            size['latency_steps'], size['rounds'])
         return entry, timing
-
-
-def peaks(device_kind: str) -> Optional[Dict[str, float]]:
-    for name, values in PEAK_TFLOPS.items():
-        if name.lower() in device_kind.lower():
-            return dict(values)
-    return None
 
 
 def with_rates(row: Dict[str, Any], flops: Optional[float], ms: float,
                dtype: str, peak: Optional[Dict[str, float]], prefix: str = '') -> None:
-    """Adds achieved TFLOP/s and its share of the peak(s) to `row`."""
+    """Adds achieved TFLOP/s and its share of the peak(s) to `row`
+    (step_timing.peak_shares: float32 against TF32 and FP32)."""
     if not flops or not ms:
         return
     tflops = flops / (ms / 1e3) / 1e12
     row[prefix + 'tflops'] = tflops
-    if peak is None:
-        return
-    names = ('bfloat16',) if dtype == 'bfloat16' else ('tf32', 'float32')
-    for name in names:
-        row[f'{prefix}share_of_{name}_peak'] = tflops / peak[name]
+    for key, share in step_timing.peak_shares(tflops, dtype, peak).items():
+        row[prefix + key] = share
 
 
 # --------------------------------------------------------------------------- #
@@ -339,116 +320,100 @@ def unavailable(source: str) -> str:
     return f'not available (no experiments/configs/{source}.py)'
 
 
+def record_error(row: Dict[str, Any], error: Exception) -> None:
+    row.update(status='error', error=f'{type(error).__name__}: {error}',
+               traceback=traceback.format_exc())
+
+
+def step_cases(args, budget: Budget, rows: List[Dict[str, Any]],
+               variants: Tuple[Optional[str], ...] = (None,)):
+    """The rows of the step and torch parts: for each batch (batch 64 of every
+    model first), STEP_MODELS network, dtype and variant (None: no 'variant'
+    key), appends a row to `rows` and yields (row, config) for those that are
+    to run; the others get their status here (config missing or left out of
+    --tiny, budget spent, config error)."""
+    size = sizes(args.tiny)
+    bases = {source: base_config(source, args.tiny) for _, _, source in STEP_MODELS}
+    for batch in size['batches']:
+        for name, label, source in STEP_MODELS:
+            for dtype in DTYPES:
+                for variant in variants:
+                    row = {'model': name, 'label': label, 'batch': batch,
+                           'dtype': dtype}
+                    if variant is not None:
+                        row['variant'] = variant
+                    rows.append(row)
+                    if bases[source] is None:
+                        row['status'] = unavailable(source)
+                        continue
+                    if not budget.left():
+                        row['status'] = SKIPPED_BUDGET
+                        continue
+                    try:
+                        config = adapt(bases[source], args.tiny, batch=batch,
+                                       dtype=dtype)
+                    except Exception as e:
+                        record_error(row, e)
+                        continue
+                    yield row, config
+
+
 def step_rows(args, programs: Programs, budget: Budget, peak) -> List[Dict[str, Any]]:
     size = sizes(args.tiny)
-    rows = []
-    bases = {source: base_config(source, args.tiny) for _, _, source in STEP_MODELS}
-    for batch in size['batches']:  # batch 64 of every model first
-        for name, label, source in STEP_MODELS:
-            base = bases[source]
-            for dtype in DTYPES:
-                row = {'model': name, 'label': label, 'batch': batch, 'dtype': dtype}
-                rows.append(row)
-                if base is None:
-                    row['status'] = unavailable(source)
-                    continue
-                if not budget.left():
-                    row['status'] = SKIPPED_BUDGET
-                    continue
-                try:
-                    config = adapt(base, args.tiny, batch=batch, dtype=dtype)
-                    entry, timing = programs.time_step(
-                        'step', f'{name} b{batch} {dtype}', config, size['steps'],
-                        size['latency_steps'])
-                    row.update(timing, status='ok', n_critic=config.n_critic,
-                               images_per_s=batch * config.n_critic
-                               / (timing['ms'] / 1e3),
-                               gflops_per_step=(entry['flops'] or 0) / 1e9 or None)
-                    with_rates(row, entry['flops'], timing['ms'], dtype, peak)
-                except Exception as e:  # recorded; the other rows still run
-                    row.update(status='error', error=f'{type(e).__name__}: {e}',
-                               traceback=traceback.format_exc())
+    rows: List[Dict[str, Any]] = []
+    for row, config in step_cases(args, budget, rows):
+        try:
+            entry, timing = programs.time_step(
+                'step', f"{row['model']} b{row['batch']} {row['dtype']}", config,
+                size)
+            row.update(timing, status='ok', n_critic=config.n_critic,
+                       images_per_s=row['batch'] * config.n_critic
+                       / (timing['ms'] / 1e3),
+                       gflops_per_step=(entry['flops'] or 0) / 1e9 or None)
+            with_rates(row, entry['flops'], timing['ms'], row['dtype'], peak)
+        except Exception as e:  # recorded; the other rows still run
+            record_error(row, e)
     return rows
 
 
 def torch_rows(args, budget: Budget, peak, step_results) -> Dict[str, Any]:
+    """The torch part: each step row's networks and step in PyTorch, in each
+    of args.torch_variants, timed by step_timing as the JAX rows are."""
     size = sizes(args.tiny)
     try:
         import torch
-        import torch_reference
+
+        import bench_step
     except ImportError as e:
         return {'status': f'skipped: torch not importable ({e})', 'rows': []}
-    use_cuda = torch.cuda.is_available() and not args.cpu
-    device = torch.device('cuda' if use_cuda else 'cpu')
-    sync = torch.cuda.synchronize if use_cuda else (lambda: None)
-    if use_cuda:
-        # As XLA on GPU by default, and as bench_step: TF32 in float32
-        # convolutions and matrix products, cuDNN algorithms autotuned (in
-        # the warm-up steps).
-        torch.set_float32_matmul_precision('high')
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
-    else:
+    device = bench_step.torch_device(cpu=args.cpu)
+    if device.type == 'cpu':
         # --tiny on a shared CPU: one thread (OpenMP threads wait on each
         # other at every op when the cores are busy elsewhere).
         torch.set_num_threads(1 if args.tiny else (os.cpu_count() or 1))
     jax_rows = {(r['model'], r['batch'], r['dtype']): r for r in step_results or []}
-    rows = []
-    bases = {source: base_config(source, args.tiny) for _, _, source in STEP_MODELS}
-    for batch in size['batches']:
-        for name, label, source in STEP_MODELS:
-            base = bases[source]
-            for dtype in DTYPES:
-                row = {'model': name, 'label': label, 'batch': batch, 'dtype': dtype}
-                rows.append(row)
-                if base is None:
-                    row['status'] = unavailable(source)
-                    continue
-                if not budget.left():
-                    row['status'] = SKIPPED_BUDGET
-                    continue
-                try:
-                    from gan_jax import data
-                    config = adapt(base, args.tiny, batch=batch, dtype=dtype)
-                    shape = tuple(data.get_info(config).shape)
-                    torch.manual_seed(0)
-                    step, _, _ = torch_reference.make_step(config, shape, device)
-                    chw = (shape[2], shape[0], shape[1]) if len(shape) == 3 else shape
-                    reals = torch.rand((config.n_critic, batch) + chw,
-                                       device=device) * 2 - 1
-                    autocast = (torch.autocast(device.type, dtype=torch.bfloat16)
-                                if dtype == 'bfloat16' else contextlib.nullcontext())
-
-                    def call():
-                        with autocast:
-                            step(reals)
-                    for _ in range(2):
-                        call()
-                    sync()
-                    start = time.perf_counter()
-                    for _ in range(size['steps']):
-                        call()
-                    sync()
-                    ms = 1e3 * (time.perf_counter() - start) / size['steps']
-                    times = []
-                    for _ in range(size['latency_steps']):
-                        start = time.perf_counter()
-                        call()
-                        sync()
-                        times.append(1e3 * (time.perf_counter() - start))
-                    row.update(status='ok', ms=ms, latency_ms=statistics.median(times),
-                               images_per_s=batch * config.n_critic / (ms / 1e3),
-                               device=str(device))
-                    jax_row = jax_rows.get((name, batch, dtype), {})
-                    if jax_row.get('status') == 'ok':
-                        row['jax_over_torch'] = jax_row['ms'] / ms
-                        flops = (jax_row.get('gflops_per_step') or 0) * 1e9
-                        with_rates(row, flops, ms, dtype, peak)
-                except NotImplementedError as e:
-                    row.update(status=f'skipped: {e}')
-                except Exception as e:
-                    row.update(status='error', error=f'{type(e).__name__}: {e}',
-                               traceback=traceback.format_exc())
+    rows: List[Dict[str, Any]] = []
+    for row, config in step_cases(args, budget, rows, tuple(args.torch_variants)):
+        try:
+            from gan_jax import data
+            stepper = bench_step.torch_stepper(
+                config, tuple(data.get_info(config).shape), device, row['variant'])
+            timing = step_timing.measure([stepper], size['steps'], size['rounds'],
+                                         size['latency_steps'])[0]
+            ms = timing['ms']
+            row.update(timing, status='ok', adam=stepper.adam,
+                       images_per_s=row['batch'] * config.n_critic / (ms / 1e3),
+                       device=str(device))
+            jax_row = jax_rows.get((row['model'], row['batch'], row['dtype']), {})
+            if jax_row.get('status') == 'ok':
+                row['jax_over_torch'] = jax_row['ms'] / ms
+                flops = (jax_row.get('gflops_per_step') or 0) * 1e9
+                with_rates(row, flops, ms, row['dtype'], peak)
+        except NotImplementedError as e:
+            row.update(status=f'skipped: {e}')
+        except Exception as e:  # e.g. torch.compile without a working compiler
+            record_error(row, e)
+            row['error'] = bench_step.one_line(e)
     return {'status': 'ok', 'device': str(device), 'torch': torch.__version__,
             'rows': rows}
 
@@ -475,8 +440,7 @@ def sweep_rows(args, programs: Programs, budget: Budget) -> List[Dict[str, Any]]
             try:
                 if single is None:
                     _, single = programs.time_step('sweep', f'{name} single run',
-                                                   config, size['steps'],
-                                                   size['latency_steps'])
+                                                   config, size)
                 sweep = sweep_lib.Sweep.build(seeds=count)
                 _, _, _, spec, stacked = experiment.initial_state(config, sweep)
                 if args.tiny:
@@ -497,7 +461,8 @@ def sweep_rows(args, programs: Programs, budget: Budget) -> List[Dict[str, Any]]
                 compiled = programs.compile('sweep', f'{name} K={count} {mode}',
                                             jitted, state, batch, hparams)
                 _, timing = time_jax(lambda s: compiled(s, batch, hparams), state,
-                                     size['steps'], size['latency_steps'])
+                                     size['steps'], size['latency_steps'],
+                                     size['rounds'])
                 sequential_ms = count * single['ms']
                 row.update(status='ok', mode=mode, sweep_ms=timing['ms'],
                            single_ms=single['ms'], sequential_ms=sequential_ms,
@@ -564,8 +529,7 @@ def loop_rows(args, programs: Programs, budget: Budget) -> List[Dict[str, Any]]:
         try:
             # One compiled call per step, as loop.run at steps_per_call 1 (it
             # loads this program from the compilation cache).
-            _, bare = programs.time_step('loop', f'{name} bare step', config,
-                                         size['steps'], size['latency_steps'])
+            _, bare = programs.time_step('loop', f'{name} bare step', config, size)
             with tempfile.TemporaryDirectory() as tmp:
                 workdir = os.path.join(tmp, 'run')
                 start = time.perf_counter()
@@ -575,7 +539,13 @@ def loop_rows(args, programs: Programs, budget: Budget) -> List[Dict[str, Any]]:
                 except Exception as e:  # e.g. a sample figure without pillow:
                     failure = e          # the log lines written still time it
                 total_s = time.perf_counter() - start
-                per_step, timed_steps = loop_seconds_per_step(workdir)
+                try:
+                    per_step, timed_steps = loop_seconds_per_step(workdir)
+                except (OSError, RuntimeError):
+                    # Too few log lines to time: loop.run's own error says why.
+                    if failure is not None:
+                        raise failure
+                    raise
             row.update(status='ok' if failure is None else 'error',
                        loop_ms=1e3 * per_step, loop_steps_per_s=1 / per_step,
                        timed_steps=timed_steps, loop_total_s=total_s,
@@ -664,13 +634,7 @@ OPTIONAL_MODULES = ('torch', 'ml_collections', 'tqdm', 'tensorboardX', 'PIL',
 def environment(args) -> Dict[str, Any]:
     import jax
     device = jax.devices()[0]
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next((line.split(':', 1)[1].strip() for line in f
-                        if line.startswith('model name')), cpu)
-    except OSError:
-        pass
+    cpu = step_timing.cpu_name()
     found = {}
     for name in OPTIONAL_MODULES:
         try:
@@ -714,7 +678,8 @@ def markdown(result: Dict[str, Any]) -> str:
                                  'PEAK_TFLOPS; CPU: peak unknown)' if peak is None
                                  else f"dense bf16 {peak['bfloat16']:g}, TF32 "
                                  f"{peak['tf32']:g}, FP32 {peak['float32']:g} "
-                                 'TFLOP/s (float32 rows against TF32 and FP32)') + '.',
+                                 'TFLOP/s (float32 rows against TF32, XLA\'s '
+                                 'default for float32 on GPUs, and FP32)') + '.',
              f"TensorFlow imported: {result['tensorflow_imported']}; "
              f"tensorflow_datasets imported: {result['tensorflow_datasets_imported']}.",
              '']
@@ -753,22 +718,29 @@ def markdown(result: Dict[str, Any]) -> str:
                   'end; latency: median of steps each blocked. A step: one D '
                   'update (real + fresh fakes), one G update, the EMA. images/s: '
                   'real images per second. FLOPs: XLA cost analysis.', '']
-    part = header('torch', 'Update step (PyTorch eager, same networks and step)')
+    part = header('torch', 'Update step (PyTorch, same networks and step)')
     if part is not None:
         where = (f" (torch {part.get('torch')} on {part.get('device')})"
                  if part['rows'] else '')
         lines += [f"{part['status']}{where}", '']
         if part['rows']:
-            lines += ['| model | batch | dtype | ms/step | latency ms | images/s | '
-                      'jax/torch | TFLOP/s (JAX count) | status |',
-                      '|---|---|---|---|---|---|---|---|---|']
+            lines += ['| model | batch | dtype | variant | ms/step | latency ms | '
+                      'images/s | jax/torch | TFLOP/s (JAX count) | status |',
+                      '|---|---|---|---|---|---|---|---|---|---|']
             for r in part['rows']:
+                status = r['status'] if r['status'] != 'error' else (
+                    f"error: {r.get('error')}")
                 lines.append(_row(
-                    r['label'], r['batch'], r['dtype'], _f(r.get('ms')),
-                    _f(r.get('latency_ms')), _f(r.get('images_per_s'), '.0f'),
-                    _f(r.get('jax_over_torch')), _f(r.get('tflops'), '.3f'),
-                    r['status']))
-            lines += ['', 'bfloat16: torch.autocast. jax/torch < 1: JAX faster.', '']
+                    r['label'], r['batch'], r['dtype'],
+                    r['variant'] + (f" (Adam {r['adam']})" if 'adam' in r else ''),
+                    _f(r.get('ms')), _f(r.get('latency_ms')),
+                    _f(r.get('images_per_s'), '.0f'), _f(r.get('jax_over_torch')),
+                    _f(r.get('tflops'), '.3f'), status))
+            lines += ['', 'Variants (scripts/torch_reference.py): eager = NCHW, '
+                      'Adam(foreach=True); tuned = channels_last, Adam(fused=True) '
+                      'where the device has it; compiled = tuned + torch.compile. '
+                      'bfloat16: torch.autocast. jax/torch < 1: JAX faster. '
+                      'ms/step and latency as in the JAX table.', '']
     part = header('sweep', 'Sweep speed-up (K members in one program against K '
                            'sequential runs)')
     if part is not None:
@@ -859,6 +831,9 @@ def parse_args(argv=None):
                              'measurement)')
     parser.add_argument('--parts', default=','.join(PARTS),
                         help=f'comma-separated, from {",".join(PARTS)}')
+    parser.add_argument('--torch_variants', default=','.join(TORCH_VARIANTS),
+                        help='forms of the PyTorch step (scripts/torch_reference.py '
+                             'VARIANTS: eager, tuned, compiled)')
     parser.add_argument('--time_budget_s', type=float, default=400.0,
                         help='shared among the parts (PART_WEIGHTS); rows that '
                              'would start after their part\'s share are skipped '
@@ -868,6 +843,11 @@ def parse_args(argv=None):
                              'rerun: compile times then measure cache loads)')
     args = parser.parse_args(argv)
     args.parts = [p for p in args.parts.split(',') if p]
+    args.torch_variants = [v for v in args.torch_variants.split(',') if v]
+    known = ('eager', 'tuned', 'compiled')  # torch_reference.VARIANTS, which
+    # needs torch to import
+    if not args.torch_variants or any(v not in known for v in args.torch_variants):
+        parser.error(f'--torch_variants: comma-separated, from {", ".join(known)}')
     unknown = [p for p in args.parts if p not in PARTS]
     if unknown:
         parser.error(f'unknown part {unknown[0]!r}; valid: {", ".join(PARTS)}')
@@ -899,7 +879,8 @@ def main(argv=None) -> int:
     jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
     jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
     env = environment(args)
-    peak = peaks(env['device_kind']) if env['platform'] != 'cpu' else None
+    peak = (step_timing.peaks(env['device_kind']) if env['platform'] != 'cpu'
+            else None)
     result: Dict[str, Any] = {'environment': env, 'peak_tflops': peak,
                               'sizes': sizes(args.tiny), 'parts': {}}
     programs = Programs()
