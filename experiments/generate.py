@@ -31,18 +31,24 @@ from absl import flags  # noqa: E402
 
 from experiments import launch  # noqa: E402
 
-flags.DEFINE_integer('num', None, 'Number of images (seeds 0..N-1 unless --seeds).')
-flags.DEFINE_string('seeds', None, 'Seed range A-B, inclusive (or one seed A).')
-flags.DEFINE_string('out', None, 'Output folder (created).')
-flags.DEFINE_float('truncation', 1.0, 'Truncation psi (generators with a w_avg: '
-                   'stylegan2); 1 = none.')
-flags.DEFINE_integer('class', None, 'Class of every image (conditional models); '
-                     'default: seed mod K.')
-flags.DEFINE_integer('batch', 64, 'Images per generator call.')
-flags.DEFINE_bool('best', False, 'The best checkpoint (config.best_metric) '
-                  'instead of the latest.')
-flags.DEFINE_bool('raw', False, 'The raw generator instead of its EMA.')
-flags.mark_flags_as_required(['out'])
+
+def define_flags():
+    """The launcher's flags (defined only when run as a script, so that tests
+    can import `generate` without adding flags to their process)."""
+    flags.DEFINE_integer('num', None,
+                         'Number of images (seeds 0..N-1 unless --seeds).')
+    flags.DEFINE_string('seeds', None, 'Seed range A-B, inclusive (or one seed A).')
+    flags.DEFINE_string('out', None, 'Output folder (created).')
+    flags.DEFINE_float('truncation', 1.0, 'Truncation psi (generators with a w_avg: '
+                       'stylegan2); 1 = none.')
+    flags.DEFINE_integer('class', None, 'Class of every image (conditional models); '
+                         'default: seed mod K.')
+    flags.DEFINE_integer('batch', 64, 'Images per generator call.')
+    flags.DEFINE_bool('best', False, 'The best checkpoint (config.best_metric) '
+                      'instead of the latest.')
+    flags.DEFINE_bool('raw', False, 'The raw generator instead of its EMA.')
+    flags.mark_flags_as_required(['out'])
+
 
 MANIFEST = 'manifest.json'
 # Settings that must match for a folder to be continued.
@@ -87,7 +93,6 @@ def generate(workdir: str, out: str, seeds, *, truncation: float = 1.0,
       GenerateError: bad arguments, or `out` holds another run's images.
       FileNotFoundError: no run or checkpoint in workdir.
     """
-    import numpy as np
     from PIL import Image
     from tqdm import tqdm
 
@@ -104,8 +109,8 @@ def generate(workdir: str, out: str, seeds, *, truncation: float = 1.0,
                             'not images: use experiments/sample.py')
     k = models.num_classes_of(G)
     if class_index is not None and not 0 <= class_index < k:
-        raise GenerateError(f'--class {class_index}: the generator takes '
-                            + (f'classes 0..{k - 1}' if k else 'no class (unconditional)'))
+        takes = f'classes 0..{k - 1}' if k else 'no class (unconditional)'
+        raise GenerateError(f'--class {class_index}: the generator takes {takes}')
     if truncation != 1.0 and 'truncation_psi' not in inspect.signature(
             type(G).__call__).parameters:
         raise GenerateError(f'--truncation needs a generator with a w_avg '
@@ -187,4 +192,5 @@ def main(workdir):
 
 
 if __name__ == '__main__':
+    define_flags()
     launch.main(main, needs_config=False)

@@ -16,7 +16,7 @@ from gan_jax import config as config_lib, data, loop
 from gan_jax.data import digits, folder, images
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PER_CLASS = 20  # 200 images: 25 batches of 8 per epoch
+PER_CLASS = 30  # 300 images: 30 batches of 10 per epoch
 
 
 def write_digit_folder(root):
@@ -55,7 +55,7 @@ def digit_folder(tmp_path_factory):
 def folder_config(path, data_dir, **data_kw):
     config = config_lib.default_config()
     config.dataset = 'folder'
-    config.batch_size = 8
+    config.batch_size = 10
     config.data.path = str(path)
     config.data.image_size = 28
     config.data.data_dir = str(data_dir)
@@ -99,7 +99,8 @@ def test_an_unchanged_folder_is_not_rebuilt_and_an_edited_one_is(tmp_path):
     x, _ = images.load_split(config.data, 'folder')
     assert x.shape == (4, 28, 28, 1) and len(builds(config.data.data_dir)) == 1
     folder._load.cache_clear()  # a new process: only the disk is left
-    built = os.path.join(config.data.data_dir, 'folder_images', builds(config.data.data_dir)[0])
+    built = os.path.join(config.data.data_dir, 'folder_images',
+                         builds(config.data.data_dir)[0])
     before = os.stat(built).st_mtime_ns
     again, _ = images.load_split(config.data, 'folder')
     np.testing.assert_array_equal(again, x)
@@ -119,7 +120,8 @@ def test_center_square_crop_then_shrink_and_channel_conversion(tmp_path):
     rgb[:, :8] = rgb[:, 40:] = (255, 0, 0)
     rgb[:, 8:40] = 90
     Image.fromarray(rgb).save(root / 'wide.png')
-    Image.fromarray(np.full((20, 16), 200, np.uint8)).save(root / 'tall.jpg', quality=100)
+    Image.fromarray(np.full((20, 16), 200, np.uint8)).save(root / 'tall.jpg',
+                                                           quality=100)
     config = folder_config(root, tmp_path / 'tfds', image_size=16, channels=3)
     x, _ = images.load_split(config.data, 'folder')
     assert x.shape == (2, 16, 16, 3)
@@ -138,13 +140,13 @@ def test_folder_batches_cover_each_epoch_once_and_resume_mid_epoch(digit_folder,
     root, _, (expected_x, _) = digit_folder
     config = folder_config(root, tmp_path, labels=True)
     stream = data.host_batches(config)
-    batches = [next(stream) for _ in range(30)]  # an epoch is 25 batches of 8
-    first_epoch = np.concatenate([images.to_uint8(b['x'][0]) for b in batches[:25]])
+    batches = [next(stream) for _ in range(35)]  # an epoch is 30 batches of 10
+    first_epoch = np.concatenate([images.to_uint8(b['x'][0]) for b in batches[:30]])
     key = lambda a: sorted(im.tobytes() for im in a)  # noqa: E731
     assert key(first_epoch) == key(expected_x)
-    for start in (11, 24):  # mid-epoch, and across the epoch boundary
+    for start in (11, 29):  # mid-epoch, and across the epoch boundary
         resumed = data.host_batches(config, start_step=start)
-        for k in range(start, 30):
+        for k in range(start, 35):
             b = next(resumed)
             np.testing.assert_array_equal(b['x'], batches[k]['x'])
             np.testing.assert_array_equal(b['label'], batches[k]['label'])
@@ -173,7 +175,7 @@ def test_training_on_a_zip_with_labels_resumes_exactly_mid_epoch(digit_folder, t
     _, zipped, _ = digit_folder
     straight = loop.run(folder_run(zipped, tmp_path / 'tfds', 6), str(tmp_path / 'a'))
     workdir = str(tmp_path / 'b')
-    loop.run(folder_run(zipped, tmp_path / 'tfds', 3), workdir)  # step 3 of 25
+    loop.run(folder_run(zipped, tmp_path / 'tfds', 3), workdir)  # batch 3 of 37
     resumed = loop.run(folder_run(zipped, tmp_path / 'tfds', 6), workdir)
     assert int(resumed.step) == 6
     for a, b in zip(leaves(straight), leaves(resumed)):
@@ -258,7 +260,8 @@ def test_digit_features_on_rgb_folder_fail_at_start_up_naming_the_key(digit_fold
     config = folder_config(root, tmp_path)
     with pytest.raises(ValueError, match='digit features read one-channel images, but '
                        "dataset 'folder' gives 3 channels: set --config.data.channels=1"):
-        metrics.from_config({'fid': {'features': 'digits'}}, data.get_info(config), config)
+        metrics.from_config({'fid': {'features': 'digits'}}, data.get_info(config),
+                            config)
 
 
 def launch(script, *args):
@@ -270,7 +273,8 @@ def launch(script, *args):
 @pytest.mark.slow
 def test_cli_bad_folder_exits_2_with_one_line_and_writes_no_workdir(tmp_path):
     config = os.path.join(ROOT, 'experiments/configs/digits_dcgan.py') + ':smoke'
-    corrupt = make(str(tmp_path / 'corrupt'), {'a.png': GRAY, 'b.png': b'\x89PNG broken'})
+    corrupt = make(str(tmp_path / 'corrupt'),
+                   {'a.png': GRAY, 'b.png': b'\x89PNG broken'})
     empty = make(str(tmp_path / 'empty'), {})
     for path, message in ((corrupt, 'first: b.png: cannot decode it'),
                           (empty, f'no PNG/JPEG/WebP images in {empty}'),

@@ -42,8 +42,8 @@ def read_pngs(folder, seeds):
 
 
 def file_bytes(folder):
-    return {n: open(os.path.join(folder, n), 'rb').read() for n in sorted(os.listdir(folder))
-            if n.endswith('.png')}
+    names = sorted(n for n in os.listdir(folder) if n.endswith('.png'))
+    return {n: open(os.path.join(folder, n), 'rb').read() for n in names}
 
 
 def test_quantisation_is_the_exact_inverse_of_the_pipeline():
@@ -133,11 +133,14 @@ def test_cli_generate_twice_equals_sample_py_and_scores_like_the_evaluator(
     assert first.returncode == 0, first.stderr
     assert 'wrote 300 images (0 already there)' in first.stdout
     before = file_bytes(out)
-    second = launch('generate.py', '--workdir', digits_run, '--num', '300', '--out', out)
-    assert second.returncode == 0 and 'wrote 0 images (300 already there)' in second.stdout
+    second = launch('generate.py', '--workdir', digits_run, '--num', '300',
+                    '--out', out)
+    assert second.returncode == 0
+    assert 'wrote 0 images (300 already there)' in second.stdout
     assert file_bytes(out) == before
     npz = str(tmp_path / 's.npz')
-    sampled = launch('sample.py', '--workdir', digits_run, '--seeds', '0-299', '--out', npz)
+    sampled = launch('sample.py', '--workdir', digits_run, '--seeds', '0-299',
+                     '--out', npz)
     assert sampled.returncode == 0, sampled.stderr
     floats = np.load(npz)['samples']
     np.testing.assert_array_equal(read_pngs(out, range(300)), images.to_uint8(floats))

@@ -156,7 +156,8 @@ def layout(data_config) -> Layout:
         loose = [n for n in names if '/' not in n]
         if loose:
             raise _data_error(
-                f'data.labels=True takes the top-level subfolders of {data_config.path} '
+                'data.labels=True takes the top-level subfolders of '
+                f'{data_config.path} '
                 f'as classes, but {len(loose)} images lie outside them (first: '
                 f'{loose[0]}); move them into class folders or set data.labels=False')
     channels = data_config.channels
@@ -274,8 +275,9 @@ def decode_all(data_config, lay: Layout) -> Tuple[np.ndarray, np.ndarray]:
                 with Image.open(io.BytesIO(reader.read(name))) as im:
                     im.load()
                     if inferred and _mode_channels(im.mode) != lay.channels:
+                        kind = 'grayscale' if lay.channels == 3 else 'colour'
                         raise ValueError(
-                            f'mode {im.mode} is {"grayscale" if lay.channels == 3 else "colour"} '
+                            f'mode {im.mode} is {kind} '
                             f'while {lay.names[0]} is not (mixed modes); set '
                             '--config.data.channels=1 or 3 to convert every image')
                     images[i] = preprocess(im, size, lay.channels)
@@ -363,7 +365,8 @@ def builder(data_config):
 
 
 @functools.lru_cache(maxsize=4)
-def _load(key: str, data_dir: str, data_config_items: Tuple) -> Tuple[np.ndarray, np.ndarray]:
+def _load(key: str, data_dir: str, data_config_items: Tuple
+          ) -> Tuple[np.ndarray, np.ndarray]:
     from ml_collections import ConfigDict
     from gan_jax.data.images import _tf
     data_config = ConfigDict(dict(data_config_items))
@@ -403,7 +406,8 @@ def load_split(data_config) -> Tuple[np.ndarray, np.ndarray]:
       DataError: see the module docstring.
     """
     items = (('path', data_config.path), ('image_size', int(data_config.image_size)),
-             ('channels', int(data_config.channels)), ('labels', bool(data_config.labels)),
+             ('channels', int(data_config.channels)),
+             ('labels', bool(data_config.labels)),
              ('max_memory_gib', float(data_config.max_memory_gib)),
              ('data_dir', data_config.data_dir))
     return _load(content_key(data_config), data_config.data_dir, items)
