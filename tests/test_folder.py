@@ -289,3 +289,21 @@ def test_cli_bad_folder_exits_2_with_one_line_and_writes_no_workdir(tmp_path):
         assert len(lines) == 1 and lines[0].startswith('error: '), result.stderr
         assert message in lines[0], lines[0]
         assert not os.path.exists(workdir)
+
+
+def test_inception_features_without_weights_fail_at_start_up(digit_folder, tmp_path,
+                                                             monkeypatch):
+    from gan_jax import metrics
+    from gan_jax.metrics import features
+    monkeypatch.setenv('GAN_JAX_INCEPTION', str(tmp_path / 'absent.npz'))
+    features.get_extractor.cache_clear()
+    root, _, _ = digit_folder
+    config = folder_config(root, tmp_path)
+    try:
+        with pytest.raises(ValueError, match=r"^features='inception': FID Inception "
+                           r'weights not found at .*absent.npz .*convert_inception_'
+                           r"weights.py.* Or use features='digits'"):
+            metrics.from_config({'fid': {'features': 'inception'}},
+                                data.get_info(config), config)
+    finally:
+        features.get_extractor.cache_clear()

@@ -46,6 +46,14 @@ class _FeatureMetric:
                 f'{config.dataset!r} gives {info.shape[-1]} channels: set '
                 "--config.data.channels=1 (dataset folder), features='inception' "
                 'or --config.evals=none')
+        if features == 'inception':
+            # Built (and its weights loaded) now, so that missing weights stop
+            # the run at start-up rather than at its first evaluation.
+            try:
+                features_lib.get_extractor('inception')
+            except FileNotFoundError as e:
+                raise ValueError(f"features='inception': {e} Or use features='digits' "
+                                 '(digit-like data) or --config.evals=none') from None
         self.features, self.num_samples = features, int(num_samples)
         self.split, self.seed = split, seed
         self.dataset, self.data_config = config.dataset, config.data
