@@ -129,6 +129,7 @@ class SingleRunner:
                                              sharding=batch_sharding)
         self._step_fn = train.make_train_step(spec, state_sharding=state_sharding,
                                               batch_sharding=batch_sharding)
+        self._spec = spec
         self._multi_fn = None
         if config.steps_per_call > 1:
             self._multi_fn = train.make_multi_step(
@@ -144,7 +145,9 @@ class SingleRunner:
             self.state, self._metrics = self._multi_fn(
                 self.state, tuple(next(self._batches) for _ in range(n)))
         else:
-            self.state, self._metrics = self._step_fn(self.state, next(self._batches))
+            self.state, self._metrics = self._step_fn(
+                self.state, next(self._batches),
+                train.reg_phases(self._spec, self.step))
         self._window.launched(self._metrics)
         self.step += n
         return n

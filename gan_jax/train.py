@@ -774,14 +774,15 @@ def make_train_step(spec: UpdateSpec, *, state_sharding=None,
         prefixes) for the state and the batch; None lets jit decide.
     Returns:
       step_fn(state, batch, phases=None) -> (state, metrics); `phases`
-      (static: reg_phases(spec, int(state.step))) compiles one program per
+      (positional, static: reg_phases(spec, int(state.step))) compiles one program per
       combination of lazy regularization phases, at most four, instead of
       deciding with lax.cond on the device (see `_every`).
     """
     def step_fn(state, batch, phases=None):
         return train_step(state, batch, spec=spec, phases=phases)
 
-    return _jit(step_fn, state_sharding, batch_sharding, static_argnames='phases')
+    # Positional and static: jit takes no keyword arguments with in_shardings.
+    return _jit(step_fn, state_sharding, batch_sharding, static_argnums=2)
 
 
 def make_multi_step(spec: UpdateSpec, steps: int, *, state_sharding=None,

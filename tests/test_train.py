@@ -436,3 +436,35 @@ def test_path_length_penalty_equals_its_closed_form_on_a_linear_synthesis():
     mean = 0.5 + 0.01 * (jnp.mean(lengths) - 0.5)
     np.testing.assert_allclose(new_mean, mean, rtol=1e-6)
     np.testing.assert_allclose(penalty, jnp.mean((lengths - mean) ** 2), rtol=1e-5)
+
+
+def test_static_reg_phases_give_the_update_of_the_device_side_decision():
+    """The loop compiles the lazy phases in or out from its host step counter
+    (phases=reg_phases(spec, step), positional); that is the lax.cond update, step by
+    step, for lazy R1 and path length (the StyleGAN2 smoke config)."""
+    from experiments.configs import digits_stylegan2
+    config = digits_stylegan2.get_config('smoke')
+    config.batch_size = 4
+    config.reg.d_reg_interval, config.reg.g_reg_interval = 3, 2
+    info, _, _, spec, state = experiment.build(config)
+    assert [train.reg_phases(spec, s) for s in range(4)] == [
+        (True, True), (False, False), (False, True), (True, False)]
+    step = train.make_train_step(spec)
+    rng = np.random.default_rng(0)
+    static, dynamic = state, copy(state)
+    for s in range(4):
+        x = rng.uniform(-1, 1, (1, config.batch_size) + info.shape).astype(np.float32)
+        static, m_static = step(static, {'x': x}, train.reg_phases(spec, s))
+        dynamic, m_dynamic = step(dynamic, {'x': x})
+        for a, b in zip(jax.tree.leaves(static), jax.tree.leaves(dynamic)):
+            np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+        for name in ('reg/r1', 'reg/pl', 'pl_mean', 'loss/d', 'loss/g'):
+            np.testing.assert_allclose(m_static[name], m_dynamic[name], rtol=2e-5)
+    # Static phases leave no conditional in the program (XLA:CPU runs
+    # convolutions inside one several times slower; train._every).
+    def primitives(phases):
+        jaxpr = jax.make_jaxpr(lambda st, b: train.train_step(
+            st, b, spec=spec, phases=phases))(static, {'x': x})
+        return {str(e.primitive) for e in jaxpr.jaxpr.eqns}
+    assert 'cond' in primitives(None)
+    assert all('cond' not in primitives(p) for p in [(True, True), (False, False)])
