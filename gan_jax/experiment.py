@@ -183,5 +183,24 @@ def prepare(config: ml_collections.ConfigDict, workdir: str,
         runtime['members'] = sweep.num_members
     if config.dataset == data.folder.NAME:  # its class mapping and content key
         runtime['folder'] = data.folder.record(config.data)
+        _check_folder_unchanged(workdir, runtime['folder'], config)
     return Prepared(config, sweep, mesh, info, G, D, spec,
                     jax.tree.map(np.asarray, init_state), evaluators, runtime)
+
+
+def _check_folder_unchanged(workdir: str, folder_record: Dict[str, Any],
+                            config: ml_collections.ConfigDict) -> None:
+    """Refuses to resume a folder run whose images changed since it started
+    (same data.path, another content key): the config alone cannot tell."""
+    path = os.path.join(workdir, workdir_lib.CONFIG_FILE)
+    if not os.path.exists(path) or config.allow_config_change:
+        return
+    import json
+    with open(path) as f:
+        saved = json.load(f).get(config_lib.RUNTIME_KEY, {}).get('folder', {})
+    if saved.get('key') not in (None, folder_record['key']):
+        raise config_lib.ConfigError(
+            f'{workdir} was trained on the images of {config.data.path} with content '
+            f'key {saved["key"]}; they have changed since (key {folder_record["key"]}): '
+            'use a new --workdir, or pass --config.allow_config_change=True to '
+            'resume on the new images')

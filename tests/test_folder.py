@@ -307,3 +307,20 @@ def test_inception_features_without_weights_fail_at_start_up(digit_folder, tmp_p
                                 data.get_info(config), config)
     finally:
         features.get_extractor.cache_clear()
+
+
+def test_resuming_on_an_edited_folder_is_refused(tmp_path):
+    from gan_jax import experiment, workdir as workdir_lib
+    root = make(str(tmp_path / 'images'), {'a.png': GRAY, 'b.png': GRAY})
+    config = folder_run(root, tmp_path / 'tfds', 6)
+    config.data.labels = False
+    workdir = str(tmp_path / 'run')
+    prepared = experiment.prepare(config, workdir)
+    workdir_lib.Workdir(workdir).write_config(config, prepared.runtime)
+    experiment.prepare(config, workdir)  # unchanged: resumes
+    make(root, {'b.png': np.full((28, 28), 3, np.uint8)})
+    with pytest.raises(config_lib.ConfigError, match=r'was trained on the images of '
+                       r'.* with content key [0-9a-f]{16}; they have changed since'):
+        experiment.prepare(config, workdir)
+    config.allow_config_change = True
+    experiment.prepare(config, workdir)
