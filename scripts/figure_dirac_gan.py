@@ -286,7 +286,8 @@ def table(res: Dict[str, Dict], steps: int, lr: float) -> str:
         else:
             closed = (', '.join(_fmt(z) for z in sorted(
                 method.closed_form, key=lambda z: z.imag)) + f': {method.paper}')
-        lines.append(f'| {method.label} | {ours} | {closed} | {row["sim_dist"]:.3g} | '
+        label = method.label.replace('|', '\\|')  # a markdown cell
+        lines.append(f'| {label} | {ours} | {closed} | {row["sim_dist"]:.3g} | '
                      f'{row["alt_dist"]:.3g} |')
     return '\n'.join(lines) + (f'\n\nStart (θ, ψ) = {START}, distance '
                                f'{np.hypot(*START):.3f}; gradient descent, rate {lr}.')

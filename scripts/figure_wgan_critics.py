@@ -162,7 +162,8 @@ def main(argv=None):
             t = time.perf_counter()
             D, state, metrics = train_critic(method, dataset, steps=steps,
                                              seed=args.seed, d_hidden=d_hidden)
-            surface = critic_surface(D, state, LIMITS[dataset], 60 if args.quick else 200)
+            resolution = 60 if args.quick else 200
+            surface = critic_surface(D, state, LIMITS[dataset], resolution)
             panels[method, dataset] = {'surface': surface, 'metrics': metrics}
             print(f'{method} {dataset}: {steps} iterations in '
                   f'{time.perf_counter() - t:.0f} s; E D(x) - E D(x~) = '

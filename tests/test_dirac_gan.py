@@ -29,7 +29,8 @@ def test_closed_forms_are_the_papers_numbers():
              for n, m in dirac.METHODS.items() if m.closed_form}
     assert forms['gan'] == forms['nsgan'] == 0.5j and forms['wgan'] == 1j
     assert forms['consensus'] == pytest.approx(-0.25 + 0.5j)
-    assert forms['r1'] == forms['r2'] == pytest.approx(-0.15 + np.sqrt(0.25 - 0.0225) * 1j)
+    r1 = -0.15 + np.sqrt(0.25 - 0.0225) * 1j
+    assert forms['r1'] == forms['r2'] == pytest.approx(r1)
     assert forms['instance_noise'] == pytest.approx(
         -0.25 * 0.49 + np.sqrt(0.25 - 0.0625 * 0.49 ** 2) * 1j)
 

@@ -19,6 +19,8 @@ import figure_dirac_gan  # noqa: E402
 import figure_gan_1d  # noqa: E402
 import figure_losses  # noqa: E402
 import figure_samples  # noqa: E402
+import figure_unrolled_ring  # noqa: E402
+import figure_wgan_critics  # noqa: E402
 
 
 def assert_nontrivial_png(path, min_colors=50):
@@ -138,3 +140,45 @@ def test_dirac_gan_quick_figure_is_written(tmp_path, capsys):
     assert 'not defined (v_ψ jumps by 1.399 across ψ = 0)' in text
     with pytest.raises(SystemExit, match="unknown method 'r3'; valid: gan, nsgan"):
         figure_dirac_gan.main(['--quick', '--methods', 'r3', '--out', out])
+
+
+def test_wgan_critics_quick_figure_is_written(tmp_path):
+    out = str(tmp_path / 'critics.png')
+    figure_wgan_critics.main(['--quick', '--datasets', 'swissroll', '--out', out])
+    assert_nontrivial_png(out)
+    with pytest.raises(SystemExit, match="unknown dataset 'moons'; valid: ring, grid"):
+        figure_wgan_critics.main(['--quick', '--datasets', 'moons', '--out', out])
+
+
+def test_clipped_critic_stays_in_the_box_and_penalised_one_is_not_clipped():
+    _, clipped, _ = figure_wgan_critics.train_critic(
+        'clip', 'swissroll', steps=3, seed=0, d_hidden=(16,))
+    leaves = jax.tree.leaves(clipped.d_params)
+    assert max(float(np.abs(p).max()) for p in leaves) <= 0.01
+    _, penalised, metrics = figure_wgan_critics.train_critic(
+        'gp', 'swissroll', steps=3, seed=0, d_hidden=(16,))
+    leaves = jax.tree.leaves(penalised.d_params)
+    assert max(float(np.abs(p).max()) for p in leaves) > 0.1
+    assert metrics['reg/gp'] > 0
+
+
+@pytest.mark.slow
+def test_unrolled_ring_quick_figure_is_written(tmp_path):
+    out = str(tmp_path / 'unrolled.png')
+    figure_unrolled_ring.main(['--quick', '--out', out])
+    assert_nontrivial_png(out, min_colors=10)
+
+
+def test_unrolled_ring_configs_and_errors(tmp_path):
+    config = figure_unrolled_ring.run_config(10, steps=5000, snapshots=5, seed=0,
+                                             quick=False, batch_size=512)
+    assert (config.unroll_steps, config.batch_size, config.model.z_dim) == (
+        10, 512, 256)
+    assert config.checkpoint_every == 1000 and 1000 % config.steps_per_call == 0
+    from gan_jax import config as config_lib
+    config_lib.validate(config)
+    with pytest.raises(SystemExit, match='--unroll needs integers >= 0'):
+        figure_unrolled_ring.main(['--unroll', '-1', '--out', str(tmp_path / 'x.png')])
+    with pytest.raises(SystemExit, match=r'--snapshots \(3\) must be >= 1 and divide'):
+        figure_unrolled_ring.main(['--snapshots', '3', '--steps', '100',
+                                   '--out', str(tmp_path / 'x.png')])

@@ -72,7 +72,8 @@ def test_rmsprop_matches_pytorchs_update_rule():
         v = 0.99 * v + 0.01 * g ** 2
         expected = expected - 5e-5 * g / (np.sqrt(v) + 1e-8)
     np.testing.assert_allclose(p, expected, rtol=1e-6)
-    with pytest.raises(ValueError, match="unknown optimizer 'sgd'; valid: adam, rmsprop"):
+    with pytest.raises(ValueError,
+                       match="unknown optimizer 'sgd'; valid: adam, rmsprop"):
         train.make_optimizer(ml_collections.ConfigDict(dict(opt.to_dict(), name='sgd')))
 
 
@@ -103,6 +104,7 @@ def test_d_update_is_d_step_given_its_fakes():
     fake, _ = spec.G.apply({'params': state.g_params, **state.g_state}, z, None,
                            train=True, mutable=list(state.g_state))
     updated, m_update = train.d_update(state, real, fake, None, reg_rng, spec=spec)
-    for a, b in zip(jax.tree.leaves(stepped.d_params), jax.tree.leaves(updated.d_params)):
+    for a, b in zip(jax.tree.leaves(stepped.d_params),
+                    jax.tree.leaves(updated.d_params)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(m_step['loss/d'], m_update['loss/d'], rtol=1e-6)
