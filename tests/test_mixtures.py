@@ -114,3 +114,22 @@ def test_swissroll_batches_and_extras():
     with pytest.raises(ValueError, match="'swissroll' is not a Gaussian "
                                                        'mixture with modes'):
         mixtures.centers_and_std('swissroll')
+
+
+def test_swissroll_is_a_dataset_that_trains(tmp_path):
+    from experiments.configs import toy_ring
+    from gan_jax import config as config_lib
+    from gan_jax import data, loop
+    config = toy_ring.get_config('smoke')
+    config.dataset = 'swissroll'
+    config.evals = {}
+    config.model.g.hidden = (16,)
+    config.model.d.hidden = (16,)
+    config.progress = False
+    config_lib.validate(config)
+    assert data.get_info(config).extras == {}
+    loop.run(config, str(tmp_path / 'roll'))  # samples are drawn without centers
+    assert (tmp_path / 'roll' / 'metrics.jsonl').exists()
+    config.evals = {'modes': {'num_samples': 100}}
+    with pytest.raises(Exception, match='the modes evaluator needs a 2-D mixture'):
+        loop.run(config, str(tmp_path / 'roll_modes'))

@@ -153,8 +153,8 @@ def config_with(**values):
     ({'opt.g.b2': 1.0}, 'opt.g.b1 and b2 must lie in [0, 1), got 0.8, 1.0'),
     ({'ema.decay': 1.5}, 'ema.decay must lie in [0, 1), got 1.5'),
     ({'dataset': 'imagenet'}, "unknown dataset 'imagenet'; valid datasets: celeb_a, "
-                              'cifar10, digits, grid, mnist, ring, stacked_mnist, '
-                              'synthetic'),
+                              'cifar10, digits, folder, grid, mnist, ring, '
+                              'stacked_mnist, swissroll, synthetic'),
     ({'nan_policy': 'ignore'}, "unknown nan_policy 'ignore'; valid: stop, skip"),
     ({'opt.g.schedule': 'cosine'}, "unknown opt.g.schedule 'cosine'; valid: constant, "
                                    'linear'),

@@ -20,7 +20,7 @@ import numpy as np
 from gan_jax.data import folder, mixtures, synthetic
 from gan_jax.data.images import IMAGE_DATASETS, DataError  # noqa: F401
 
-POINT_DATASETS = tuple(mixtures.MIXTURES)
+POINT_DATASETS = mixtures.NAMES  # ring, grid, swissroll
 
 
 def names():
@@ -59,9 +59,9 @@ def get_info(config: ml_collections.ConfigDict) -> DataInfo:
     from gan_jax.data import images
     name = config.dataset
     if name in POINT_DATASETS:
-        centers, std = mixtures.centers_and_std(name)
-        return DataInfo(shape=(2,), kind='points',
-                        extras={'centers': centers, 'std': std})
+        # Mixtures' centers and std (the modes evaluator needs them); none
+        # for the Swiss roll.
+        return DataInfo(shape=(2,), kind='points', extras=mixtures.extras(name))
     if name == synthetic.NAME:
         return DataInfo(shape=synthetic.shape(config.data), kind='images',
                         num_classes=synthetic.NUM_CLASSES if config.data.labels else 0)
