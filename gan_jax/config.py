@@ -106,6 +106,9 @@ def default_config() -> ml_collections.ConfigDict:
     # WGAN (Arjovsky et al. 2017): clip every D parameter to [-c, c] after
     # each D update (their c: 0.01, with RMSProp 5e-5 and n_critic 5); 0 = off.
     c.reg.weight_clip = 0.0
+    # Instance noise (Sønderby et al. 2017): D's adversarial terms see
+    # x + instance_noise * N(0, I), real and fake alike; 0 = off.
+    c.reg.instance_noise = 0.0
     c.augment = ml_collections.ConfigDict(dict(
         policy='',       # DiffAugment, e.g. 'color,translation,cutout'; '' = off
         # ADA (Karras et al. 2020, gan_jax/ada.py): every image D sees is
@@ -262,6 +265,8 @@ def validate(config: ml_collections.ConfigDict, *, device_count: int = 1) -> Non
         need(message is None, message)
     for key in ('d_reg_interval', 'g_reg_interval', 'pl_batch_shrink'):
         need(config.reg[key] >= 1, f'reg.{key} must be >= 1, got {config.reg[key]}')
+    need(config.reg.instance_noise >= 0,
+         f'reg.instance_noise must be >= 0 (0 = off), got {config.reg.instance_noise}')
     need(config.reg.weight_clip >= 0,
          f'reg.weight_clip must be >= 0 (0 = off), got {config.reg.weight_clip}')
     need(config.reg.pl_weight >= 0,

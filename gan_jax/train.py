@@ -71,6 +71,9 @@ class UpdateSpec:
     # WGAN's weight clipping (Arjovsky et al. 2017): every D parameter is
     # clipped to [-c, c] after each D update; 0 = off.
     d_weight_clip: float = 0.0
+    # Instance noise (Sønderby et al. 2017; Arjovsky & Bottou 2017): D's
+    # adversarial terms see x + σ N(0, I) for real and fake x; 0 = off.
+    instance_noise: float = 0.0
 
     @property
     def lazy_d_reg(self) -> bool:
@@ -145,6 +148,7 @@ def make_spec(config: ml_collections.ConfigDict, G: nn.Module, D: nn.Module
         ada_kimg=float(config.augment.ada_kimg),
         ada_p=float(config.augment.ada_p),
         d_weight_clip=float(config.reg.get('weight_clip', 0.0)),
+        instance_noise=float(config.reg.get('instance_noise', 0.0)),
     )
 
 
@@ -251,17 +255,22 @@ def d_loss_fn(d_params: PyTree, d_state: Dict[str, PyTree], real: jax.Array,
       (total loss, {'d_state': updated D state, 'metrics': scalars,
       'real_logits': [B // pack]}).
     """
+    # DiffAugment first: D's adversarial term and the penalties both see the
+    # augmented samples (ADA, below, then augments what D's call sees).
+    if spec.augment_policy:
+        aug_rng, rng = jax.random.split(rng)
+        both = augment.diff_augment(aug_rng, jnp.concatenate([real, fake]),
+                                    spec.augment_policy)
+        real, fake = jnp.split(both, 2)
     seen_rng, penalty_seen_rng = jax.random.split(jax.random.fold_in(rng, 2))
     if spec.ada_target > 0:
         real_seen, fake_seen = jnp.split(_seen_by_d(spec, ada_p, seen_rng)(
             jnp.concatenate([real, fake])), 2)
     else:
         real_seen, fake_seen = real, fake
-    if spec.augment_policy:
-        aug_rng, rng = jax.random.split(rng)
-        both = augment.diff_augment(aug_rng, jnp.concatenate([real, fake]),
-                                    spec.augment_policy)
-        real, fake = jnp.split(both, 2)
+    if spec.instance_noise > 0:  # the adversarial term only, not the penalties
+        real_seen = _noised(real_seen, jax.random.fold_in(rng, 3), spec)
+        fake_seen = _noised(fake_seen, jax.random.fold_in(rng, 4), spec)
     both_labels = None if labels is None else jnp.concatenate([labels, labels])
     logits, new_d_state = _apply(spec.D, d_params, d_state,
                                  jnp.concatenate([real_seen, fake_seen]), both_labels,
@@ -295,6 +304,11 @@ def d_loss_fn(d_params: PyTree, d_state: Dict[str, PyTree], real: jax.Array,
                 _weight(penalty.key, spec, weights)) * metrics[penalty.metric]
     metrics['loss/d'] = total
     return total, out
+
+
+def _noised(x: jax.Array, rng: PRNGKey, spec: UpdateSpec) -> jax.Array:
+    """x + spec.instance_noise · N(0, I), x [B, ...] (instance noise)."""
+    return x + spec.instance_noise * jax.random.normal(rng, x.shape, x.dtype)
 
 
 def _weight(key: str, spec: UpdateSpec, weights: Optional[Mapping[str, Any]]):
@@ -369,6 +383,8 @@ def g_loss_fn(g_params: PyTree, g_state: Dict[str, PyTree], d_params: PyTree,
     if spec.augment_policy:  # differentiable: G's gradient flows through it
         fake = augment.diff_augment(rng, fake, spec.augment_policy)
     fake = _seen_by_d(spec, ada_p, jax.random.fold_in(rng, 2))(fake)  # ADA, as D's
+    if spec.instance_noise > 0:
+        fake = _noised(fake, jax.random.fold_in(rng, 3), spec)
     fake_logits, _ = _apply(spec.D, d_params, d_state, fake, labels, spec)
     loss = spec.loss.g_loss(fake_logits=fake_logits)
     return loss, {'g_state': new_g_state, 'metrics': {'loss/g': loss}}

@@ -24,7 +24,7 @@ def test_reg_section_has_one_weight_per_registered_penalty():
     # (generator-side) path-length penalty.
     assert set(reg) == {p.key for p in regularizers.PENALTIES} | {
         'd_reg_interval', 'g_reg_interval', 'pl_weight', 'pl_decay', 'pl_batch_shrink',
-        'weight_clip'}
+        'weight_clip', 'instance_noise'}
     assert all(reg[p.key] == p.default for p in regularizers.PENALTIES)
 
 

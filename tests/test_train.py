@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax import config as config_lib, experiment, regularizers, train
+from gan_jax import augment, config as config_lib, experiment, regularizers, train
 from gan_jax.config import default_config
 from helpers import override
 
@@ -468,3 +468,31 @@ def test_static_reg_phases_give_the_update_of_the_device_side_decision():
         return {str(e.primitive) for e in jaxpr.jaxpr.eqns}
     assert 'cond' in primitives(None)
     assert all('cond' not in primitives(p) for p in [(True, True), (False, False)])
+
+
+def test_diff_augment_reaches_the_adversarial_term_and_the_penalties():
+    """With augment.policy on, D's loss is the plain loss of the augmented
+    real and fake batch (one diff_augment call on both, with the key the
+    step splits off), the adversarial term and R1 alike."""
+    overrides = dict(BF16_MODELS['dcgan'], **{'reg.r1_gamma': 1.0})
+    config = small_config(**overrides, **{'augment.policy': 'translation,cutout'})
+    info, _, _, spec, state = experiment.build(config)
+    plain = dataclasses.replace(spec, augment_policy='')
+    real, fake = jnp.split(jax.random.uniform(
+        jax.random.PRNGKey(3), (2 * config.batch_size,) + tuple(info.shape),
+        minval=-1.0), 2)
+    rng = jax.random.PRNGKey(5)
+    aug_rng, rest = jax.random.split(rng)
+    seen_real, seen_fake = jnp.split(augment.diff_augment(
+        aug_rng, jnp.concatenate([real, fake]), spec.augment_policy), 2)
+    loss, aux = train.d_loss_fn(state.d_params, state.d_state, real, fake, None, rng,
+                                spec=spec)
+    want, want_aux = train.d_loss_fn(state.d_params, state.d_state, seen_real,
+                                     seen_fake, None, rest, spec=plain)
+    np.testing.assert_allclose(loss, want, rtol=1e-6)
+    for name in ('loss/d_adv', 'reg/r1'):
+        np.testing.assert_allclose(aux['metrics'][name], want_aux['metrics'][name],
+                                   rtol=1e-6, err_msg=name)
+    unaugmented, _ = train.d_loss_fn(state.d_params, state.d_state, real, fake, None,
+                                     rest, spec=plain)
+    assert abs(float(unaugmented) - float(loss)) > 1e-5
