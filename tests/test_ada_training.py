@@ -1,5 +1,10 @@
 """ADA inside the update step: p follows its rule from D's real logits, and
 p, its accumulators and the lazy/path-length statistics survive a resume."""
+import os
+import subprocess
+import sys
+import time
+
 import jax
 import numpy as np
 import pytest
@@ -72,10 +77,6 @@ def test_digits_stylegan2_killed_mid_run_resumes_bit_identically(tmp_path):
     resume: the final state equals an uninterrupted run's leaf for leaf,
     ADA's p and accumulators, the path-length mean, the lazy penalties'
     last values and the step (the image counter) included."""
-    import os
-    import subprocess
-    import sys
-    import time
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     command = [sys.executable, os.path.join(root, 'experiments', 'train.py'),
                '--config', os.path.join(root, 'experiments', 'configs',
@@ -100,7 +101,7 @@ def test_digits_stylegan2_killed_mid_run_resumes_bit_identically(tmp_path):
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoints = os.path.join(killed, 'checkpoints')
     deadline = time.monotonic() + 600
-    # Killed once a checkpoint past step 2 exists: mid-run, maybe mid-save.
+    # Killed once the checkpoint of step 4 or later exists: mid-run, maybe mid-save.
     while not (os.path.isdir(checkpoints) and any(
             s.isdigit() and int(s) >= 4 for s in os.listdir(checkpoints))):
         assert process.poll() is None and time.monotonic() < deadline
