@@ -1,8 +1,6 @@
 """ADA inside the update step: p follows its rule from D's real logits, and
 p, its accumulators and the lazy/path-length statistics survive a resume."""
 import os
-import subprocess
-import sys
 import time
 
 import jax
@@ -11,7 +9,8 @@ import pytest
 
 from experiments.configs import digits_dcgan
 from gan_jax import experiment, loop, train
-from helpers import override
+import helpers
+from helpers import ROOT, override
 
 
 def ada_config(num_steps=4, **overrides):
@@ -27,31 +26,39 @@ def ada_config(num_steps=4, **overrides):
 
 
 def test_p_moves_by_its_step_every_interval_in_the_direction_of_the_signs():
-    config = ada_config()
+    """D scripted to a constant logit (output kernel 0, bias +-50, lr 0): each
+    window of 2 steps sees signs all +1 (r_t = 1 > 0.6, p up by 0.1) or all
+    -1 (r_t = -1, p down by 0.1), so p follows 0.5, 0.6, 0.7, 0.6."""
+    config = ada_config(**{'opt.d.lr': 0.0})
     info, _, _, spec, state = experiment.build(config)
     assert float(state.stats['ada_p']) == 0.5
     step = train.make_train_step(spec)
     rng = np.random.default_rng(0)
-    p_values, rts = [], []
-    sign_sum, count = 0.0, 0
-    for i in range(6):
-        x = rng.uniform(-1, 1, (1, config.batch_size) + info.shape).astype(np.float32)
-        before = jax.device_get(state.stats)
-        state, metrics = step(state, {'x': x})
-        after = jax.device_get(state.stats)
-        if (i + 1) % 2:  # accumulating: p unchanged, one batch of signs more
-            assert after['ada_p'] == before['ada_p']
-            assert after['ada_count'] == before['ada_count'] + config.batch_size
-            sign_sum, count = float(after['ada_sign_sum']), int(after['ada_count'])
-        else:
-            assert after['ada_count'] == 0 and after['ada_sign_sum'] == 0
-            # r_t from the two batches since the last adjustment: this
-            # batch's signs are the difference of the accumulated sums.
-            p_values.append(float(after['ada_p']))
-        np.testing.assert_allclose(metrics['ada/p'], after['ada_p'])
-    moves = np.diff([0.5] + p_values)
-    assert all(np.isclose(abs(m), 0.1, atol=1e-6) or np.isclose(m, 0.0) for m in moves)
-    assert 0.0 <= min(p_values) and max(p_values) <= 1.0
+    out = state.d_params['Dense_0']
+
+    def scripted(sign):
+        d_params = dict(state.d_params, Dense_0=dict(
+            kernel=np.zeros_like(out['kernel']),
+            bias=np.full_like(out['bias'], 50.0 * sign)))
+        return state.replace(d_params=d_params)
+
+    p_values = []
+    for window_sign in (+1, +1, -1):
+        state = scripted(window_sign)
+        for i in range(2):
+            x = rng.uniform(-1, 1, (1, config.batch_size) + info.shape).astype(np.float32)
+            before = jax.device_get(state.stats)
+            state, metrics = step(state, {'x': x})
+            after = jax.device_get(state.stats)
+            if i == 0:  # accumulating: p unchanged, one batch of signs more
+                assert after['ada_p'] == before['ada_p']
+                assert after['ada_count'] == config.batch_size
+                assert after['ada_sign_sum'] == window_sign * config.batch_size
+            else:  # adjusted from r_t = window_sign, accumulators reset
+                assert after['ada_count'] == 0 and after['ada_sign_sum'] == 0
+                p_values.append(float(after['ada_p']))
+            np.testing.assert_allclose(metrics['ada/p'], after['ada_p'])
+    np.testing.assert_allclose(p_values, [0.6, 0.7, 0.6], atol=1e-6)
 
 
 def test_ada_run_resumes_bit_identically_with_p_and_its_accumulators(tmp_path):
@@ -77,28 +84,19 @@ def test_digits_stylegan2_killed_mid_run_resumes_bit_identically(tmp_path):
     resume: the final state equals an uninterrupted run's leaf for leaf,
     ADA's p and accumulators, the path-length mean, the lazy penalties'
     last values and the step (the image counter) included."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    command = [sys.executable, os.path.join(root, 'experiments', 'train.py'),
-               '--config', os.path.join(root, 'experiments', 'configs',
-                                        'digits_stylegan2.py') + ':smoke',
-               '--config.num_steps=10', '--config.checkpoint_every=2',
-               '--config.log_every=2', '--config.sample_every=0',
-               '--config.evals=none', '--config.progress=False',
-               '--config.reg.d_reg_interval=4', '--config.augment.ada_kimg=1',
-               # p starts at 0.5, so that the augmentations act from step 0
-               # (two adjustments of 0.032 keep it inside (0, 1)).
-               '--config.augment.ada_p=0.5']
-    env = dict(os.environ, JAX_PLATFORMS='cpu')
-
-    def run(workdir):
-        done = subprocess.run(command + ['--workdir', workdir], capture_output=True,
-                              text=True, env=env, timeout=600)
-        assert done.returncode == 0, done.stderr
-
+    args = ['--config', os.path.join(ROOT, 'experiments', 'configs',
+                                     'digits_stylegan2.py') + ':smoke',
+            '--config.num_steps=10', '--config.checkpoint_every=2',
+            '--config.log_every=2', '--config.sample_every=0',
+            '--config.evals=none', '--config.progress=False',
+            '--config.reg.d_reg_interval=4', '--config.augment.ada_kimg=1',
+            # p starts at 0.5, so that the augmentations act from step 0
+            # (two adjustments of 0.032 keep it inside (0, 1)).
+            '--config.augment.ada_p=0.5']
     reference, killed = str(tmp_path / 'reference'), str(tmp_path / 'killed')
-    run(reference)
-    process = subprocess.Popen(command + ['--workdir', killed], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = helpers.launch('train.py', *args, '--workdir', reference)
+    assert done.returncode == 0, done.stderr
+    process = helpers.start('train.py', *args, '--workdir', killed, capture=False)
     checkpoints = os.path.join(killed, 'checkpoints')
     deadline = time.monotonic() + 600
     # Killed once the checkpoint of step 4 or later exists: mid-run, maybe mid-save.
@@ -108,7 +106,8 @@ def test_digits_stylegan2_killed_mid_run_resumes_bit_identically(tmp_path):
         time.sleep(0.05)
     process.kill()
     process.wait()
-    run(killed)
+    done = helpers.launch('train.py', *args, '--workdir', killed)
+    assert done.returncode == 0, done.stderr
     _, _, _, _, want = experiment.load_run(reference)
     _, _, _, _, got = experiment.load_run(killed)
     assert int(got.step) == 10 and float(got.stats['ada_p']) > 0

@@ -2,8 +2,6 @@
 evaluators, best-checkpoint keeping and experiments/evaluate.py."""
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -13,8 +11,7 @@ from PIL import Image
 from gan_jax import config as config_lib, data, experiment, loop, metrics
 from gan_jax.metrics import classifier, evaluators, features, inception_score
 from test_loop import tiny
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import helpers
 
 
 def digits_config(**overrides):
@@ -220,10 +217,7 @@ def test_best_metric_must_name_a_configured_evaluator():
 
 
 def evaluate(*args):
-    env = dict(os.environ, JAX_PLATFORMS='cpu')
-    return subprocess.run([sys.executable, os.path.join(ROOT, 'experiments',
-                                                         'evaluate.py'), *args],
-                          capture_output=True, text=True, env=env, timeout=600)
+    return helpers.launch('evaluate.py', *args)
 
 
 @pytest.mark.slow

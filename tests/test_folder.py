@@ -2,8 +2,6 @@
 TFDS under a content key, served like every image dataset, and its bad
 inputs, each refused in one line."""
 import os
-import subprocess
-import sys
 import zipfile
 
 import jax
@@ -14,8 +12,9 @@ from PIL import Image
 from experiments.configs import digits_dcgan
 from gan_jax import config as config_lib, data, loop
 from gan_jax.data import digits, folder, images
+import helpers
+from helpers import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PER_CLASS = 30  # 300 images: 30 batches of 10 per epoch
 
 
@@ -265,9 +264,7 @@ def test_digit_features_on_rgb_folder_fail_at_start_up_naming_the_key(digit_fold
 
 
 def launch(script, *args):
-    env = dict(os.environ, JAX_PLATFORMS='cpu')
-    return subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', script),
-                           *args], capture_output=True, text=True, env=env, timeout=300)
+    return helpers.launch(script, *args, timeout=300)
 
 
 @pytest.mark.slow

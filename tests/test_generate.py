@@ -3,8 +3,6 @@ uint8 quantisation of the pipeline, skip-and-resume, manifest), sample.py's
 --seeds, and evaluate.py --images on such a folder."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,8 +12,7 @@ from experiments import generate as generate_lib
 from experiments.configs import digits_dcgan
 from gan_jax import experiment, loop, sampling
 from gan_jax.data import images
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import helpers
 
 
 @pytest.fixture(scope='module')
@@ -118,9 +115,7 @@ def test_generate_refuses_another_setting_and_bad_arguments(digits_run, tmp_path
 
 
 def launch(script, *args):
-    env = dict(os.environ, JAX_PLATFORMS='cpu')
-    return subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', script),
-                           *args], capture_output=True, text=True, env=env, timeout=600)
+    return helpers.launch(script, *args)
 
 
 @pytest.mark.slow

@@ -2,8 +2,6 @@
 import hashlib
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -11,8 +9,8 @@ import pytest
 
 from experiments.configs import toy_ring
 from gan_jax import config as config_lib, data, experiment, loop, runners
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import helpers
+from helpers import ROOT
 
 
 def tiny(num_steps=6, **kw):
@@ -117,9 +115,7 @@ def test_nonfinite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
 
 
 def launch(script, *args):
-    env = dict(os.environ, JAX_PLATFORMS='cpu')
-    return subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', script),
-                           *args], capture_output=True, text=True, env=env, timeout=300)
+    return helpers.launch(script, *args, timeout=300)
 
 
 def digest(directory):

@@ -4,8 +4,6 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -13,10 +11,9 @@ import pytest
 
 from experiments.configs import toy_ring
 from gan_jax import config as config_lib, experiment, loop
-from helpers import override
+import helpers
+from helpers import ROOT, override
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIN = os.path.join(ROOT, 'experiments', 'train.py')
 CONFIG = os.path.join(ROOT, 'experiments', 'configs', 'toy_ring.py')
 TINY = ['--config.model.g.hidden=(16,)', '--config.model.d.hidden=(16,)',
         '--config.batch_size=16', '--config.progress=False', '--config.eval_every=0',
@@ -24,11 +21,9 @@ TINY = ['--config.model.g.hidden=(16,)', '--config.model.d.hidden=(16,)',
 
 
 def start(workdir, *flags):
-    env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONUNBUFFERED='1')
-    return subprocess.Popen([sys.executable, TRAIN, '--config', CONFIG,
-                             '--workdir', workdir, *TINY, *flags],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+    """toy_ring, shrunk by TINY, training in a child process (text pipes)."""
+    return helpers.start('train.py', '--config', CONFIG, '--workdir', workdir,
+                         *TINY, *flags)
 
 
 def wait_for_first_log(process, workdir):
@@ -73,13 +68,9 @@ def test_sigterm_saves_a_checkpoint_at_the_current_step_and_exits(tmp_path):
 
 def test_sigterm_stops_a_sweep_with_a_checkpoint_and_it_resumes(tmp_path):
     workdir = str(tmp_path / 'sweep')
-    env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONUNBUFFERED='1')
-    command = [sys.executable, os.path.join(ROOT, 'experiments', 'sweep.py'),
-               '--config', CONFIG, '--workdir', workdir, '--seeds', '2', *TINY,
-               '--config.log_every=20', '--config.checkpoint_every=0']
-    process = subprocess.Popen(command + ['--config.num_steps=1000000'],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=env)
+    args = ['--config', CONFIG, '--workdir', workdir, '--seeds', '2', *TINY,
+            '--config.log_every=20', '--config.checkpoint_every=0']
+    process = helpers.start('sweep.py', *args, '--config.num_steps=1000000')
     wait_for_first_log(process, workdir)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
@@ -90,8 +81,8 @@ def test_sigterm_stops_a_sweep_with_a_checkpoint_and_it_resumes(tmp_path):
     assert len(steps) == 1 and steps[0] >= 20
     # Resumed with the same options, both members continue from that step.
     target = steps[0] + 3
-    done = subprocess.run(command + [f'--config.num_steps={target}'],
-                          capture_output=True, text=True, env=env, timeout=300)
+    done = helpers.launch('sweep.py', *args, f'--config.num_steps={target}',
+                          timeout=300)
     assert done.returncode == 0, done.stderr
     assert f'resumed from step {steps[0]}' in done.stderr
     _, _, _, _, member = experiment.load_member(workdir, 1)

@@ -2,8 +2,6 @@
 resume, the summary and the launcher."""
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -11,8 +9,8 @@ import pytest
 
 from gan_jax import config as config_lib, experiment, loop, sweep as sweep_lib
 from test_loop import tiny
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import helpers
+from helpers import ROOT
 
 
 def run_sweep(config, sweep, workdir, **kwargs):
@@ -161,12 +159,9 @@ def test_shared_data_members_differ_only_by_seed(tmp_path):
 def test_sweep_and_sample_launchers(tmp_path):
     workdir = str(tmp_path / 'sweep')
     config = os.path.join(ROOT, 'experiments/configs/toy_ring.py') + ':smoke'
-    env = dict(os.environ, JAX_PLATFORMS='cpu')
 
     def launch(script, *args):
-        return subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', script),
-                               *args], capture_output=True, text=True, env=env,
-                              timeout=300)
+        return helpers.launch(script, *args, timeout=300)
     out = launch('sweep.py', '--config', config, '--workdir', workdir,
                  '--sweep.opt.d.lr=1e-4,2e-4', '--repeats=2', '--config.progress=False')
     assert out.returncode == 0, out.stderr
