@@ -231,6 +231,14 @@ def _apply(module: nn.Module, params: PyTree, state: Dict[str, PyTree],
     return out.astype(jnp.float32), new_state
 
 
+def separate_real_and_fake(D: nn.Module) -> bool:
+    """Whether D must see real and fake samples in separate calls: D
+    declares it with `separate_real_and_fake = True` (a feature computed
+    across the samples of a call, such as the minibatch standard deviation,
+    is meant to describe reals or fakes, not a mix of both)."""
+    return bool(getattr(D, 'separate_real_and_fake', False))
+
+
 def d_loss_fn(d_params: PyTree, d_state: Dict[str, PyTree], real: jax.Array,
               fake: jax.Array, labels: Optional[jax.Array], rng: PRNGKey, *,
               spec: UpdateSpec, weights: Optional[Mapping[str, Any]] = None,
@@ -239,7 +247,9 @@ def d_loss_fn(d_params: PyTree, d_state: Dict[str, PyTree], real: jax.Array,
     """Discriminator loss plus penalties.
 
     Real and fake samples go through D in one call, so D's batch statistics
-    (if any) are those of the mixed batch. With DiffAugment on, both are
+    (if any) are those of the mixed batch; a D whose logits compare the
+    samples of a call with each other (StyleGAN2's minibatch stddev,
+    separate_real_and_fake) sees them in two calls, reals first. With DiffAugment on, both are
     augmented first, and the penalties see the augmented samples. The
     penalties (regularizers.PENALTIES) are added in the registry's order.
 
@@ -271,11 +281,20 @@ def d_loss_fn(d_params: PyTree, d_state: Dict[str, PyTree], real: jax.Array,
     if spec.instance_noise > 0:  # the adversarial term only, not the penalties
         real_seen = _noised(real_seen, jax.random.fold_in(rng, 3), spec)
         fake_seen = _noised(fake_seen, jax.random.fold_in(rng, 4), spec)
-    both_labels = None if labels is None else jnp.concatenate([labels, labels])
-    logits, new_d_state = _apply(spec.D, d_params, d_state,
-                                 jnp.concatenate([real_seen, fake_seen]), both_labels,
-                                 spec)
-    real_logits, fake_logits = jnp.split(logits, 2)
+    if separate_real_and_fake(spec.D):
+        # Two calls, as stylegan2-ada: in one call of the concatenation the
+        # minibatch-stddev groups would hold reals and fakes alike, and that
+        # feature (D's cue against mode collapse) would carry no signal.
+        real_logits, mid_d_state = _apply(spec.D, d_params, d_state, real_seen,
+                                          labels, spec)
+        fake_logits, new_d_state = _apply(spec.D, d_params, mid_d_state, fake_seen,
+                                          labels, spec)
+    else:
+        both_labels = None if labels is None else jnp.concatenate([labels, labels])
+        logits, new_d_state = _apply(spec.D, d_params, d_state,
+                                     jnp.concatenate([real_seen, fake_seen]),
+                                     both_labels, spec)
+        real_logits, fake_logits = jnp.split(logits, 2)
     adv = spec.loss.d_loss(real_logits=real_logits, fake_logits=fake_logits)
     metrics = {'loss/d_adv': adv, 'scores/real': jnp.mean(real_logits),
                'scores/fake': jnp.mean(fake_logits)}

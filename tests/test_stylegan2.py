@@ -9,6 +9,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from jax import lax
 
@@ -468,6 +469,33 @@ def test_experiment_build_on_digits_needs_32_pixels():
     assert G.num_classes == D.num_classes == 10
     assert set(state.g_state) == {'stats', 'noise_const'}
     assert state.d_state == {}
+
+
+def test_d_loss_runs_the_minibatch_stddev_d_on_reals_and_fakes_separately():
+    """The real logits of d_loss_fn are D on the reals alone: in one call of
+    real and fake concatenated, each minibatch-stddev group would hold both
+    (sample i is in group i mod B/G), and a collapsed G's fakes would look as
+    varied as the reals. Without the feature, D keeps the one mixed call."""
+    from gan_jax import losses, train
+    D = small_d()
+    assert train.separate_real_and_fake(D)
+    assert not train.separate_real_and_fake(small_d(mbstd_num_channels=0))
+    rng = np.random.default_rng(0)
+    real = rng.uniform(-1, 1, (8, 32, 32, 3)).astype(np.float32)
+    # A collapsed G: every fake the same image.
+    fake = np.repeat(rng.uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32), 8, 0)
+    params = D.init(jax.random.PRNGKey(0), real, train=False)['params']
+    tx = optax.sgd(0.0)
+    spec = train.UpdateSpec(G=small_g(), D=D, g_tx=tx, d_tx=tx,
+                            loss=losses.get('non_saturating'), z_dim=8)
+    loss, out = train.d_loss_fn(params, {}, real, fake, None, jax.random.PRNGKey(1),
+                                spec=spec)
+    alone = lambda x: D.apply({'params': params}, x, train=True)  # noqa: E731
+    np.testing.assert_allclose(out['real_logits'], alone(real), rtol=1e-5, atol=1e-6)
+    want = spec.loss.d_loss(real_logits=alone(real), fake_logits=alone(fake))
+    np.testing.assert_allclose(loss, want, rtol=1e-5)
+    mixed = D.apply({'params': params}, np.concatenate([real, fake]), train=True)
+    assert not np.allclose(mixed[:8], alone(real), atol=1e-3)  # what it guards against
 
 
 # ---------------------------------------------------------------------------

@@ -641,6 +641,14 @@ class Discriminator(nn.Module):
     cmap_dim: int = 0  # 0: the channels at 4x4
     mapping_layers: int = 8  # of the label mapping (stylegan2-ada's default)
 
+    @property
+    def separate_real_and_fake(self) -> bool:
+        """The update step runs this D on reals and on fakes in separate
+        calls (train.separate_real_and_fake) when it has a minibatch-stddev
+        feature: a group of reals and fakes mixed would hide the fakes' lack
+        of variety, the cue the feature exists for."""
+        return self.mbstd_num_channels > 0
+
     @nn.compact
     def __call__(self, x: jax.Array, labels: Optional[jax.Array] = None, *,
                  train: bool) -> jax.Array:
