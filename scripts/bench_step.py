@@ -17,7 +17,7 @@ mesh, as `loop.run` places it):
   dcgan64       celeba64_dcgan: DCGAN-64, base width 64, batch 64.
   stylegan2_32  cifar10_stylegan2_ada: StyleGAN2 at 32x32 in stylegan2-ada's
                 CIFAR-10 setting (512 channels, class-conditional, lazy R1,
-                ADA), batch 64. No PyTorch reference yet (its row says so).
+                ADA; no path length, no style mixing), batch 64.
 --batch overrides every model's batch, --dtype sets model.compute_dtype.
 Batches are synthetic (uniform in [-1, 1], random labels for conditional
 models); no dataset is read.
@@ -27,8 +27,23 @@ real and fresh fakes concatenated in one call), one G update against the
 updated D (D in training mode, its statistics dropped), the generator EMA.
 The PyTorch reference (scripts/torch_reference.py) repeats it in the same
 order with the same layer shapes, losses, BN momentum/eps, spectral norm (one
-power iteration per training forward) and Adam hyperparameters, in the forms
-of `--torch_variants` (torch_reference.VARIANTS): 'eager' as written (NCHW,
+power iteration per training forward) and Adam hyperparameters. For
+StyleGAN2 it is the same networks in torch's reference ops (no custom CUDA
+ops; its forward passes equal ours, tests/test_bench_step.py) and the same
+phases: ADA on everything D sees (grid_sample and a color matrix, computed
+at any p as ours; p adapted every 4 steps), lazy R1 every 16 steps through
+the augmentation (a second derivative), Adam with the lazy-interval
+correction (D: lr and betas to the power 16/17), the half-life EMA; path
+length and style mixing where the config has them (cifar10_stylegan2_ada
+has neither). Which steps run R1: our step is timed without static phases,
+so R1 is a lax.cond on state.step % 16 == 0 (XLA:CPU runs a branch's
+convolutions slower than the trainer's static phases, train._every), and
+torch's counter carries the same step numbers (JAX_CALLS_BEFORE_TIMING):
+the timed steps are 2 .. 2 * --steps + 1 on both sides, so --steps <= 7
+times the plain (non-R1) phase only, and --steps 20 holds R1 steps 16 and
+32 on both sides (with --rounds 5 both are latency steps). Forms of
+`--torch_variants`
+(torch_reference.VARIANTS): 'eager' as written (NCHW,
 Adam(foreach=True)); 'tuned' with channels_last images and weights and
 Adam(fused=True) where the device has it; 'compiled' tuned plus
 torch.compile'd networks (a variant that cannot compile reports why in one
@@ -78,6 +93,11 @@ DTYPES = ('float32', 'bfloat16')
 # oneDNN/cuDNN set-up happen in the first steps; torch.compile traces and
 # compiles each graph (G without gradient, D at 2B, G and D at B) in the first.
 TORCH_WARMUP_STEPS = 3
+# prepare_jax's calls before timing (the compiling one, the second): the
+# torch step's counter starts so that its timed steps carry the same step
+# numbers as ours, and a lazy phase (StyleGAN2's R1 at step % 16 == 0) falls
+# on the same timed steps of both sides.
+JAX_CALLS_BEFORE_TIMING = 2
 
 
 def model_config(name: str, n_critic: int = 1, batch: Optional[int] = None,
@@ -135,6 +155,7 @@ def prepare_jax(config) -> Tuple[step_timing.Stepper, Dict[str, Any]]:
 
     stepper = step_timing.Stepper(
         dispatch, lambda: jax.block_until_ready(holder['state']))
+    # The first of JAX_CALLS_BEFORE_TIMING calls (steps 0 and 1).
     compile_s = stepper.latency_ms() / 1e3
     # Served from the cache of the call above, so it does not compile again.
     flops = step_timing.program_flops(step.lower(holder['state'], batch).compile())
@@ -171,8 +192,10 @@ def torch_stepper(config, data_shape, device, variant: str = 'eager'
                   ) -> step_timing.Stepper:
     """The PyTorch reference step of `config` in form `variant`
     (torch_reference.VARIANTS), in bfloat16 autocast when the config computes
-    in bfloat16, warmed up on synthetic batches; stepper.adam says which Adam
-    kernel ran.
+    in bfloat16, warmed up on synthetic batches (random labels for a
+    conditional model); stepper.adam says which Adam kernel ran. Its step
+    counter starts at JAX_CALLS_BEFORE_TIMING - TORCH_WARMUP_STEPS, so the
+    first step after warm-up is step JAX_CALLS_BEFORE_TIMING, as prepare_jax's.
 
     Raises:
       NotImplementedError: the reference has no such network or option.
@@ -184,8 +207,9 @@ def torch_stepper(config, data_shape, device, variant: str = 'eager'
 
     torch.manual_seed(0)
     autocast = torch.bfloat16 if config.model.compute_dtype == 'bfloat16' else None
-    step, _, _ = torch_reference.make_step(config, data_shape, device, variant,
-                                           autocast)
+    step, _, _ = torch_reference.make_step(
+        config, data_shape, device, variant, autocast,
+        first_step=JAX_CALLS_BEFORE_TIMING - TORCH_WARMUP_STEPS)
     shape = (config.n_critic, config.batch_size)
     if len(data_shape) == 3:  # HWC -> CHW
         shape += (data_shape[2], data_shape[0], data_shape[1])
@@ -193,9 +217,15 @@ def torch_stepper(config, data_shape, device, variant: str = 'eager'
         shape += tuple(data_shape)
     reals = torch_reference.as_input(torch.rand(shape, device=device) * 2.0 - 1.0,
                                      variant)
+    # Random labels for a conditional model, as prepare_jax's batch.
+    classes = torch_reference.num_classes(config)
+    labels = (torch.randint(0, classes, shape[:2], device=device) if classes
+              else None)
     # CPU ops are synchronous; CUDA ones are queued.
     wait = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
-    stepper = step_timing.Stepper(lambda: step(reals), wait)
+    stepper = step_timing.Stepper(
+        (lambda: step(reals)) if labels is None else (lambda: step(reals, labels)),
+        wait)
     stepper.adam = step.adam
     for _ in range(TORCH_WARMUP_STEPS):
         stepper.dispatch()
