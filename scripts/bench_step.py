@@ -23,8 +23,9 @@ Batches are synthetic (uniform in [-1, 1], random labels for conditional
 models); no dataset is read.
 
 One step is what `gan_jax.train.train_step` does: n_critic D updates (D sees
-real and fresh fakes concatenated in one call), one G update against the
-updated D (D in training mode, its statistics dropped), the generator EMA.
+real and fresh fakes concatenated in one call; StyleGAN2's D, with its
+minibatch stddev, in two), one G update against the updated D (D in
+training mode, its statistics dropped), the generator EMA.
 The PyTorch reference (scripts/torch_reference.py) repeats it in the same
 order with the same layer shapes, losses, BN momentum/eps, spectral norm (one
 power iteration per training forward) and Adam hyperparameters. For

@@ -1133,7 +1133,7 @@ def make_stylegan2_step(config, data_shape, device, variant: str = 'eager',
       1. n_critic D updates: fresh z, fakes from G in training (random noise,
          style mixing, w_avg not moved) without gradient; with ADA, real and
          fake concatenated [2B] through ada_augment at the current p; D on
-         them (labels twice); loss.d_loss (+ R1 when not lazy); Adam. The
+         the reals and on the fakes in two calls; loss.d_loss (+ R1 when not lazy); Adam. The
          signs of D(real) accumulate for ADA.
       2. ADA's p update every ada_interval steps (after step + 1 steps).
       3. lazy R1 (step % d_reg_interval == 0): D on augmented reals[-1] in
@@ -1236,11 +1236,13 @@ def make_stylegan2_step(config, data_shape, device, variant: str = 'eager',
             z = torch.randn(batch_size, z_dim, device=device)
             with torch.no_grad(), autocast():
                 fake = g_net(z, label, update_w_avg=False)
-            both = None if label is None else torch.cat([label, label])
             with autocast():
-                logits = d_net(seen_by_d(torch.cat([reals[i], fake.to(reals[i].dtype)])),
-                               both)
-                real_logits, fake_logits = logits.float().chunk(2)
+                real_seen, fake_seen = seen_by_d(
+                    torch.cat([reals[i], fake.to(reals[i].dtype)])).chunk(2)
+                # Two D calls, as gan_jax.train.d_loss_fn for a D with
+                # minibatch stddev: its groups must not mix reals and fakes.
+                real_logits = d_net(real_seen, label).float()
+                fake_logits = d_net(fake_seen, label).float()
                 d_loss = d_loss_fn(real_logits, fake_logits)
             if r1_gamma > 0 and d_interval == 1:  # R1 in every D update's loss
                 r1 = r1_penalty(reals[i], label)
