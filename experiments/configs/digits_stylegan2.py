@@ -8,7 +8,7 @@ minibatch stddev, lazy R1, path length, style mixing, EMA half-life, ADA).
 
 Narrow networks (at most 64 channels, w 128-d, 2 mapping layers, as
 stylegan2-ada's CIFAR setting has 2) so that it trains on a 2-core CPU: 1,500
-steps in 15 min 30 s on a 2-core Zen 4 EPYC, FID 637 (digit features), samples
+steps in 14 min 13 s on a 2-core Zen 4 EPYC, FID 560 (digit features), samples
 collapsed onto a few digits (docs/results.md; not yet a good run). Every
 750 steps FID and precision/recall of 5,000 EMA samples in digit-classifier
 features (eval.jsonl). R1 γ 0.05 (stylegan2-ada's heuristic 0.0002·res²/batch
