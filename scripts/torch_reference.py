@@ -838,6 +838,20 @@ def _grad_norm(params):
         [p.grad for p in params if p.grad is not None])))
 
 
+def _d_update(d_opt, d_sched, d_loss, real_logits, fake_logits, d_params):
+    """Backward of D's loss and one optimizer (and schedule) step; returns
+    the update's metrics [loss, mean D(real), mean D(fake), D's gradient
+    norm] (the norm taken before the step)."""
+    d_opt.zero_grad(set_to_none=True)
+    d_loss.backward()
+    metrics = torch.stack([d_loss.detach(), real_logits.detach().mean(),
+                           fake_logits.detach().mean(), _grad_norm(d_params)])
+    d_opt.step()
+    if d_sched is not None:
+        d_sched.step()
+    return metrics
+
+
 def make_step(config, data_shape, device, variant: str = 'eager',
               autocast_dtype=None, first_step: int = 0):
     """(step(reals) -> metrics, G, D) of the PyTorch reference.
@@ -919,14 +933,8 @@ def make_step(config, data_shape, device, variant: str = 'eager',
                 logits = d_net(torch.cat([reals[i], fake.to(reals[i].dtype)]))
                 real_logits, fake_logits = logits.float().chunk(2)
                 d_loss = d_loss_fn(real_logits, fake_logits)
-            d_opt.zero_grad(set_to_none=True)
-            d_loss.backward()
-            d_metrics.append(torch.stack([d_loss.detach(), real_logits.detach().mean(),
-                                          fake_logits.detach().mean(),
-                                          _grad_norm(d_params)]))
-            d_opt.step()
-            if d_sched is not None:
-                d_sched.step()
+            d_metrics.append(_d_update(d_opt, d_sched, d_loss, real_logits,
+                                       fake_logits, d_params))
         z = torch.randn(batch_size, z_dim, device=device)
         with _frozen(D), buffers_kept(D):
             with autocast():
@@ -1248,14 +1256,8 @@ def make_stylegan2_step(config, data_shape, device, variant: str = 'eager',
                 r1 = r1_penalty(reals[i], label)
                 d_loss = d_loss + 0.5 * r1_gamma * r1
                 last_r1 = r1.detach()
-            d_opt.zero_grad(set_to_none=True)
-            d_loss.backward()
-            d_metrics.append(torch.stack([d_loss.detach(), real_logits.detach().mean(),
-                                          fake_logits.detach().mean(),
-                                          _grad_norm(d_params)]))
-            d_opt.step()
-            if d_sched is not None:
-                d_sched.step()
+            d_metrics.append(_d_update(d_opt, d_sched, d_loss, real_logits,
+                                       fake_logits, d_params))
             if use_ada:
                 ada_sign_sum.add_(torch.sign(real_logits.detach()).sum())
                 counter['ada_count'] += real_logits.numel()
