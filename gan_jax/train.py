@@ -233,9 +233,10 @@ def _apply(module: nn.Module, params: PyTree, state: Dict[str, PyTree],
 
 def separate_real_and_fake(D: nn.Module) -> bool:
     """Whether D must see real and fake samples in separate calls: D
-    declares it with `separate_real_and_fake = True` (a feature computed
-    across the samples of a call, such as the minibatch standard deviation,
-    is meant to describe reals or fakes, not a mix of both)."""
+    declares it with a true `separate_real_and_fake` attribute or property
+    (stylegan2.Discriminator with minibatch stddev: a feature computed
+    across the samples of a call is meant to describe reals or fakes, not a
+    mix of both)."""
     return bool(getattr(D, 'separate_real_and_fake', False))
 
 
@@ -249,8 +250,9 @@ def d_loss_fn(d_params: PyTree, d_state: Dict[str, PyTree], real: jax.Array,
     Real and fake samples go through D in one call, so D's batch statistics
     (if any) are those of the mixed batch; a D whose logits compare the
     samples of a call with each other (StyleGAN2's minibatch stddev,
-    separate_real_and_fake) sees them in two calls, reals first. With DiffAugment on, both are
-    augmented first, and the penalties see the augmented samples. The
+    separate_real_and_fake) sees them in two calls, reals first. With
+    DiffAugment on, both are augmented first, and the penalties see the
+    augmented samples. The
     penalties (regularizers.PENALTIES) are added in the registry's order.
 
     Args:
