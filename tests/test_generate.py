@@ -114,37 +114,35 @@ def test_generate_refuses_another_setting_and_bad_arguments(digits_run, tmp_path
     assert not os.path.exists(str(tmp_path / 'c'))
 
 
-def launch(script, *args):
-    return helpers.launch(script, *args)
-
-
 @pytest.mark.slow
 def test_cli_generate_twice_equals_sample_py_and_scores_like_the_evaluator(
         digits_run, tmp_path):
     """The launchers end to end; FID in digit features (trains the classifier)."""
     from gan_jax import data, metrics
     out = str(tmp_path / 'png')
-    first = launch('generate.py', '--workdir', digits_run, '--num', '300', '--out', out)
+    first = helpers.launch('generate.py', '--workdir', digits_run, '--num', '300',
+                           '--out', out)
     assert first.returncode == 0, first.stderr
     assert 'wrote 300 images (0 already there)' in first.stdout
     before = file_bytes(out)
-    second = launch('generate.py', '--workdir', digits_run, '--num', '300',
-                    '--out', out)
+    second = helpers.launch('generate.py', '--workdir', digits_run, '--num', '300',
+                            '--out', out)
     assert second.returncode == 0
     assert 'wrote 0 images (300 already there)' in second.stdout
     assert file_bytes(out) == before
     npz = str(tmp_path / 's.npz')
-    sampled = launch('sample.py', '--workdir', digits_run, '--seeds', '0-299',
-                     '--out', npz)
+    sampled = helpers.launch('sample.py', '--workdir', digits_run, '--seeds', '0-299',
+                             '--out', npz)
     assert sampled.returncode == 0, sampled.stderr
     floats = np.load(npz)['samples']
     np.testing.assert_array_equal(read_pngs(out, range(300)), images.to_uint8(floats))
-    bad = launch('generate.py', '--workdir', digits_run, '--seeds', '9-2', '--out', out)
+    bad = helpers.launch('generate.py', '--workdir', digits_run, '--seeds', '9-2',
+                         '--out', out)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
         "error: --seeds: seeds must be A-B with 0 <= A <= B < 2**32, got '9-2'"]
 
-    scored = launch('evaluate.py', '--images', out, '--workdir', digits_run,
-                    '--metrics', 'fid', '--features', 'digits')
+    scored = helpers.launch('evaluate.py', '--images', out, '--workdir', digits_run,
+                            '--metrics', 'fid', '--features', 'digits')
     assert scored.returncode == 0, scored.stderr
     record = json.loads(scored.stdout.strip().splitlines()[-1])
     assert record['n_fake'] == 300 and record['features'] == 'digits_lenet'
